@@ -1,0 +1,94 @@
+"""The ``funnel-lab`` command: a thin layer over the runner, the config checks and the demo data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import NOTEBOOKS, ParamsError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="funnel-lab", description="From a CRM export to a decision: reports as offline HTML.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def params_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("params", nargs="+", metavar="PARAMS.yaml", help="params files, deep-merged left to right")
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
+                        help="override one key after the merge (repeatable)")
+        sp.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these reports: {', '.join(NOTEBOOKS)}")
+        sp.add_argument("--notebooks", type=Path, metavar="DIR", help="folder of the report notebooks (default: notebooks/)")
+
+    run = sub.add_parser("run", help="run the reports into <out>/<run_name>/")
+    params_args(run)
+    run.add_argument("--out", type=Path, metavar="DIR", help="root folder of the reports (default: ./reports)")
+    run.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+                     help="reports executed in parallel (default: %(default)s)")
+    check = sub.add_parser("check", help="validate params and inputs without running notebooks")
+    params_args(check)
+    demo = sub.add_parser("demo-data", help="write the synthetic demo CRM (CSV) and its ground truth")
+    demo.add_argument("dir", type=Path)
+    demo.add_argument("--rows", type=int, default=20_000, help="distinct opportunities (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 a report failed, 2 bad params or input)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from .report import run_reports
+
+            if args.jobs < 1:
+                raise ParamsError(f"--jobs {args.jobs}: expected a whole number >= 1")
+            code, run_dir = run_reports(args.params, overrides=args.overrides, only=args.only, out=args.out,
+                                        jobs=args.jobs, notebooks_dir=args.notebooks)
+            print(run_dir / "index.html")
+            return code
+        if args.command == "check":
+            return _check(args)
+        if args.command == "demo-data":
+            from .datasets import write_demo_data
+
+            if args.rows < 100:
+                raise ParamsError(f"--rows {args.rows}: expected at least 100")
+            write_demo_data(args.dir, rows=args.rows, seed=args.seed)
+            print(args.dir)
+            return EXIT_OK
+    except ParamsError as e:
+        print(f"funnel-lab: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("funnel-lab: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .i18n import t
+    from .report import plan_run
+
+    plan = plan_run(args.params, overrides=args.overrides, only=args.only, notebooks_dir=args.notebooks)
+    print(f"params ok: run_name={plan.params.run_name} language={plan.params.language}")
+    for i in plan.inputs:
+        print(f"  {i['table']:<14} {i['rows']:>9,} rows  {i['path']}")
+    for name in plan.run:
+        print(f"  will run  {name}")
+    for r in plan.skipped:
+        print(f"  skip      {r.name}: {t(r.reason, 'en', tables='/'.join(_needs(r.name)))}")
+    return EXIT_OK
+
+
+def _needs(name: str) -> tuple[str, ...]:
+    from .report import REGISTRY
+
+    return REGISTRY[name].needs if name in REGISTRY else ()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""Params YAML -> validated, typed config: deep merge, ``--set`` overrides, did-you-mean errors, resolved paths."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+#: The notebooks in run order, by the question each answers (DESIGN.md).
+NOTEBOOKS = (
+    "00_data_quality",
+    "10_stage_design",
+    "20_funnel",
+    "30_regression",
+    "40_ab_test",
+    "50_targeting",
+    "60_forecast_monitoring",
+)
+TABLES = ("opportunities", "stage_history", "activities", "experiment")
+PRESETS = ("none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven")
+DEFAULT_PLACEHOLDERS = ["", "Select", "N/A", "unknown", "未知", "-"]
+#: Kernel registered by ``make`` (``ipykernel install --sys-prefix --name funnel-lab``).
+KERNEL_NAME = "funnel-lab"
+
+
+class ParamsError(ValueError):
+    """Bad params or unreadable input: the message names the file, key, column or row and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class TableSource(_Strict):
+    """Where one canonical table comes from and how its columns and values map onto the canonical ones."""
+
+    path: Path | None = None
+    sql: str | None = None
+    database: str | None = None
+    sheet: str | int | None = None
+    preset: Literal["none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven"] = "none"
+    columns: dict[str, str] = Field(default_factory=dict)
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    encoding: str = "auto"
+    sep: str = "auto"
+    date_format: str = "auto"
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_as_text(cls, v: Any) -> Any:
+        # YAML reads `Yes: won` keys as booleans and `1: won` as ints; the CRM export holds text.
+        if isinstance(v, dict):
+            return {
+                col: ({_yaml_text(k): _yaml_text(t) for k, t in m.items()} if isinstance(m, dict) else m)
+                for col, m in v.items()
+            }
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("give exactly one of `path` (a file) or `sql` (a query, with `database`)")
+        if self.sql is not None and not self.database:
+            raise ValueError("`sql` needs `database` (a DuckDB/SQLite file or an SQLAlchemy URL)")
+
+
+class Data(_Strict):
+    opportunities: TableSource | None = None
+    stage_history: TableSource | None = None
+    activities: TableSource | None = None
+    experiment: TableSource | None = None
+
+
+class FuzzyDedupe(_Strict):
+    columns: list[str]
+    threshold: float = Field(90, ge=0, le=100)
+
+
+class Dedupe(_Strict):
+    keys: list[str] = Field(default_factory=lambda: ["opportunity_id"])
+    fuzzy: FuzzyDedupe | None = None
+
+
+class Cleaning(_Strict):
+    placeholders: list[str] = Field(default_factory=lambda: list(DEFAULT_PLACEHOLDERS))
+    dedupe: Dedupe = Field(default_factory=Dedupe)
+    drop_columns: list[str] = Field(default_factory=list)
+
+
+class ScorePoint(_Strict):
+    when: str
+    points: float
+
+
+class Score(_Strict):
+    points: list[ScorePoint]
+    bands: dict[str, float]
+
+
+class Stages(_Strict):
+    model: str = "stages"
+    order: list[str] = Field(min_length=1)
+    labels: dict[Literal["en", "zh"], dict[str, str]] = Field(default_factory=dict)
+    method: Literal["rules", "score"] | None = None
+    rules: dict[str, str] = Field(default_factory=dict)
+    score: Score | None = None
+    compare_with: Path | None = None
+
+
+class Features(_Strict):
+    windows: list[int] = Field(default_factory=lambda: [30, 90])
+    as_of: date | None = None
+
+
+class Regression(_Strict):
+    outcome: str = "won"
+    formula: str | None = None
+    cluster: str | None = None
+
+
+class ABTest(_Strict):
+    outcome: Literal["converted", "value"] = "converted"
+    control: str | None = None
+    alpha: float = Field(0.05, gt=0, lt=1)
+    mde: float | None = Field(None, gt=0)
+
+
+class Targeting(_Strict):
+    outcome: str = "won"
+    features: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    max_depth: int = Field(4, ge=1, le=20)
+    top_n: int = Field(200, ge=1)
+
+
+class Forecast(_Strict):
+    horizon_days: int = Field(90, ge=1)
+    simulations: int = Field(10_000, ge=100)
+
+
+class Monitoring(_Strict):
+    period: Literal["D", "W", "M", "Q"] = "W"
+    alert_sigma: float = Field(3.0, gt=0)
+
+
+class Params(_Strict):
+    """The whole params file, as DESIGN.md describes it."""
+
+    run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    title: str | None = None
+    language: Literal["en", "zh"] = "en"
+    data: Data = Field(default_factory=Data)
+    cleaning: Cleaning = Field(default_factory=Cleaning)
+    stages: Stages | None = None
+    features: Features = Field(default_factory=Features)
+    regression: Regression = Field(default_factory=Regression)
+    ab_test: ABTest = Field(default_factory=ABTest)
+    targeting: Targeting = Field(default_factory=Targeting)
+    forecast: Forecast = Field(default_factory=Forecast)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+    def tables(self) -> dict[str, TableSource]:
+        """The configured input tables, by canonical name."""
+        return {name: src for name in TABLES if (src := getattr(self.data, name)) is not None}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _TextDatesLoader(yaml.SafeLoader):
+    """SafeLoader that keeps dates and yes/no/true/false as text: the schema, not YAML, decides their type.
+
+    YAML 1.1 reads ``Yes: won`` in a value map as ``True: won``; the export holds the text ``Yes``.
+    """
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml_text(v: Any) -> Any:
+    if isinstance(v, (int, float)):
+        return str(v)
+    return v
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParamsError(f"{path}: cannot read params file ({e})") from None
+    try:
+        doc = yaml.load(text, Loader=_TextDatesLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def _resolve_paths(doc: dict, base: Path) -> dict:
+    """Make the file paths inside one params document absolute, against that document's folder."""
+    doc = copy.deepcopy(doc)
+
+    def fix(d: dict, key: str, allow_url: bool = False) -> None:
+        v = d.get(key)
+        if isinstance(v, str) and v and not (allow_url and "://" in v):
+            p = Path(v).expanduser()
+            d[key] = str(p if p.is_absolute() else (base / p).resolve())
+
+    for src in (doc.get("data") or {}).values() if isinstance(doc.get("data"), dict) else ():
+        if isinstance(src, dict):
+            fix(src, "path")
+            fix(src, "database", allow_url=True)
+    if isinstance(doc.get("stages"), dict):
+        fix(doc["stages"], "compare_with")
+    return doc
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Merge ``override`` into a copy of ``base``: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _leaf_paths(d: Any, prefix: tuple = ()) -> list[tuple]:
+    if isinstance(d, dict) and d:
+        return [p for k, v in d.items() for p in _leaf_paths(v, prefix + (str(k),))]
+    return [prefix]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse one ``--set dotted.key=value``; the value is read as YAML (``1``, ``true``, ``[a, b]``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ParamsError(f"--set {text!r}: expected dotted.key=value, e.g. --set language=zh")
+    try:
+        value = yaml.load(raw, Loader=_TextDatesLoader) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_params(files: list[str | Path], overrides: list[str] | None = None) -> Params:
+    """Read, deep-merge and validate params files, then apply ``--set`` overrides.
+
+    Parameters
+    ----------
+    files : list of path
+        YAML files, merged left to right. Relative paths inside each resolve against its folder.
+    overrides : list of str, optional
+        ``dotted.key=value`` strings applied after the merge; relative paths resolve against the working directory.
+
+    Returns
+    -------
+    Params
+        The validated config. ``run_name`` defaults to the first file's stem.
+
+    Raises
+    ------
+    ParamsError
+        Naming the file (or ``--set``), the dotted key and what was expected, with a did-you-mean for unknown keys.
+    """
+    if not files:
+        raise ParamsError("no params file given: funnel-lab run PARAMS.yaml")
+    merged: dict = {}
+    origin: dict[tuple, str] = {}
+    for f in files:
+        path = Path(f)
+        doc = _resolve_paths(_read_yaml(path), path.resolve().parent)
+        merged = deep_merge(merged, doc)
+        for leaf in _leaf_paths(doc):
+            origin[leaf] = str(f)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        doc = _nest(keys, value)
+        merged = deep_merge(merged, _resolve_paths(doc, Path.cwd()))
+        for leaf in _leaf_paths(doc):
+            origin[leaf] = f"--set {text}"
+    merged.setdefault("run_name", Path(files[0]).stem)
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as e:
+        raise ParamsError("\n".join(_describe(err, origin, str(files[0])) for err in e.errors())) from None
+
+
+def _nest(keys: list[str], value: Any) -> dict:
+    out: Any = value
+    for k in reversed(keys):
+        out = {k: out}
+    return out
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at ``loc`` (for did-you-mean)."""
+    model: Any = Params
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None if part not in TABLES else TableSource
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    for arg in getattr(annotation, "__args__", ()) or (annotation,):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        if getattr(arg, "__args__", None):
+            inner = _inner_model(arg)
+            if inner is not None:
+                return inner
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or a list of the valid ones."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; expected one of: {', '.join(choices)}" if choices else ""
+
+
+def _describe(err: dict, origin: dict[tuple, str], default_file: str) -> str:
+    loc = tuple(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(p for p in loc if p not in ("TableSource",))
+    where = next((origin[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in origin), default_file)
+    key = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        choices = list(model.model_fields) if model else []
+        return f"{where}: unknown key '{key}'{did_you_mean(loc[-1], choices)}"
+    if kind == "missing":
+        return f"{where}: missing required key '{key}'"
+    got = err.get("input")
+    got_text = "" if isinstance(got, dict) else f", got {got!r}"
+    msg = re.sub(r"^Value error, ", "", err["msg"])
+    return f"{where}: key '{key}': {msg}{got_text}"
+
+
+def resolved_dict(params: Params) -> dict:
+    """The validated params as plain YAML/JSON-ready data (paths as strings, dates as ISO text)."""
+    return params.model_dump(mode="json", exclude_none=True)

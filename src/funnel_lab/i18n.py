@@ -1,0 +1,75 @@
+"""The en/zh message catalogue, number formats, and the CJK-capable plotting theme."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+LANGUAGES = ("en", "zh")
+#: Fonts tried in order; Noto Sans CJK (Debian's fonts-noto-cjk) carries the Chinese glyphs.
+FONT_STACK = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "DejaVu Sans"]
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, dict[str, str]]:
+    """Every message by key, as ``{key: {"en": ..., "zh": ...}}``."""
+    text = resources.files("funnel_lab").joinpath("locale/messages.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def t(key: str, lang: str = "en", **values: object) -> str:
+    """The message ``key`` in ``lang``, with ``{placeholders}`` filled from ``values``.
+
+    Examples
+    --------
+    >>> t("status.failed", "zh")
+    '失败'
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    try:
+        text = catalogue()[key][lang]
+    except KeyError:
+        raise KeyError(f"message {key!r} is not in the catalogue (src/funnel_lab/locale/messages.yaml)") from None
+    return text.format(**values) if values else text
+
+
+def format_number(x: float | int | None, lang: str = "en", *, digits: int = 0) -> str:
+    """A number for people: ``12,345`` in English; ``1.2万`` / ``3.4亿`` for large numbers in Chinese."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if lang == "zh" and abs(x) >= 1e8:
+        return f"{x / 1e8:,.{max(digits, 1)}f}亿"
+    if lang == "zh" and abs(x) >= 1e4:
+        return f"{x / 1e4:,.{max(digits, 1)}f}万"
+    return f"{x:,.{digits}f}"
+
+
+def format_percent(x: float | None, lang: str = "en", *, digits: int = 1) -> str:
+    """A share (0.123) as a percentage (``12.3%``)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{100 * x:.{digits}f}%"
+
+
+def set_plot_theme() -> None:
+    """Seaborn's theme with fonts that draw Chinese labels (``set_theme`` resets fonts, so set them together)."""
+    import matplotlib
+    import seaborn as sns
+
+    sns.set_theme(
+        style="whitegrid",
+        context="notebook",
+        rc={
+            "font.family": "sans-serif",
+            "font.sans-serif": FONT_STACK,
+            "axes.unicode_minus": False,
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "figure.figsize": (9, 4.5),
+        },
+    )
+    matplotlib.rcParams["svg.hashsalt"] = "funnel_lab"

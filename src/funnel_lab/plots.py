@@ -1,0 +1,41 @@
+"""Report figures: ``plot_x(data, *, ..., ax=None) -> Axes``, computation kept out."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.ticker import PercentFormatter
+
+
+def _axes(ax: Axes | None, *, height: float) -> Axes:
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=(9, height), layout="constrained")
+    return ax
+
+
+def plot_missing(profile: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Horizontal bars of the missing share per column, most incomplete at the top.
+
+    Parameters
+    ----------
+    profile : DataFrame
+        From :func:`funnel_lab.quality.column_profile` (``column``, ``missing_share``).
+    title : str
+        Axes title.
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+    """
+    data = profile.sort_values(["missing_share", "column"], ascending=[False, True])
+    ax = _axes(ax, height=max(2.5, 0.28 * len(data) + 1))
+    ax.barh(data["column"], data["missing_share"], color="#4c72b0")
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(0.05, float(data["missing_share"].max()) * 1.15))
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    for y, share in enumerate(data["missing_share"]):
+        if share > 0:
+            ax.annotate(f"{share:.1%}", (share, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_ylabel("")
+    ax.set_title(title, loc="left")
+    return ax

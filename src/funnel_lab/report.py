@@ -1,0 +1,394 @@
+"""The runner: papermill execution, offline HTML, the run's index page and manifest."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import multiprocessing
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Callable, TextIO
+
+import yaml
+
+from . import __version__, files
+from .config import KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, resolved_dict
+from .i18n import format_number, t
+from .ingest import load_tables
+
+TEMPLATES = Path(str(resources.files("funnel_lab") / "templates"))
+#: Cells with these tags are for analysts in JupyterLab and never reach the stakeholder HTML.
+HIDDEN_TAGS = {"analyst-note", "remove-cell", "parameters", "injected-parameters"}
+PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "scikit-learn", "seaborn", "matplotlib", "papermill",
+            "nbconvert", "duckdb", "pyarrow", "pandera", "pydantic")
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """A report notebook and the tables it needs (it runs when any of them is configured)."""
+
+    name: str
+    needs: tuple[str, ...]
+
+
+#: What each report needs; a report whose tables are absent is skipped with a note in the index.
+REGISTRY = {
+    "00_data_quality": NotebookSpec("00_data_quality", needs=TABLES),
+    "10_stage_design": NotebookSpec("10_stage_design", needs=("opportunities",)),
+    "20_funnel": NotebookSpec("20_funnel", needs=("opportunities",)),
+    "30_regression": NotebookSpec("30_regression", needs=("opportunities", "experiment")),
+    "40_ab_test": NotebookSpec("40_ab_test", needs=("experiment",)),
+    "50_targeting": NotebookSpec("50_targeting", needs=("opportunities",)),
+    "60_forecast_monitoring": NotebookSpec("60_forecast_monitoring", needs=("opportunities",)),
+}
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    status: str  # ok | failed | skipped
+    seconds: float = 0.0
+    error: str | None = None
+    reason: str | None = None  # why skipped: a catalogue key
+
+
+@dataclass
+class Job:
+    name: str
+    notebook: Path
+    run_dir: Path
+    params_file: Path
+    out_root: Path
+    lang: str
+    kernel: str = KERNEL_NAME
+
+
+@dataclass
+class Plan:
+    """What a run will do: the params, its inputs, and the notebooks to run or skip."""
+
+    params: Params
+    inputs: list[dict] = field(default_factory=list)
+    run: list[str] = field(default_factory=list)
+    skipped: list[NotebookResult] = field(default_factory=list)
+    notebooks: dict[str, Path] = field(default_factory=dict)
+
+
+def default_notebooks_dir() -> Path:
+    """``notebooks/`` of the checkout this package runs from, else of the working directory."""
+    here = Path(__file__).resolve().parents[2] / "notebooks"
+    return here if here.is_dir() else Path.cwd() / "notebooks"
+
+
+def available_notebooks(notebooks_dir: Path) -> dict[str, Path]:
+    """Notebooks in the folder named ``NN_name.ipynb``, in run order."""
+    found = {p.stem: p for p in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))}
+    return dict(sorted(found.items()))
+
+
+def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Path | None = None) -> Plan:
+    """Validate params and inputs and decide which notebooks run: everything ``funnel-lab check`` does.
+
+    Raises
+    ------
+    ParamsError
+        Bad params, unknown ``--only`` name, unreadable input, or the kernel is not installed.
+    """
+    params = load_params(params_files, overrides)
+    notebooks = available_notebooks(notebooks_dir or default_notebooks_dir())
+    known = sorted(set(NOTEBOOKS) | set(notebooks))
+    for name in only or []:
+        if name not in known:
+            raise ParamsError(f"--only {name}: no such report{did_you_mean(name, known)}")
+        if name not in notebooks:
+            raise ParamsError(f"--only {name}: this report is not part of this version yet")
+    tables = load_tables(params)
+    plan = Plan(params=params, notebooks=notebooks)
+    plan.inputs = [
+        {"table": name, "path": tbl.source, "sha256": tbl.sha256, "rows": len(tbl.raw),
+         "ids_generated": tbl.ids_generated}
+        for name, tbl in tables.items()
+    ]
+    for name in sorted(set(NOTEBOOKS) | set(notebooks)):
+        spec = REGISTRY.get(name, NotebookSpec(name, needs=()))
+        if name not in notebooks:
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_available"))
+        elif only and name not in only:
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
+        elif spec.needs and not any(n in tables for n in spec.needs):
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
+        else:
+            plan.run.append(name)
+    if plan.run:
+        _check_kernel()
+    return plan
+
+
+def _check_kernel() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        raise ParamsError(
+            f"Jupyter kernel {KERNEL_NAME!r} is not installed; run `make report` once, or "
+            f"`{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL_NAME}`"
+        ) from None
+
+
+# --------------------------------------------------------------------------- one notebook
+
+
+def execute_notebook(job: Job) -> NotebookResult:
+    """Run one notebook with papermill, then write its executed ``.ipynb`` and offline ``.html`` atomically.
+
+    A failing notebook still gets both files, with the error at the top of the HTML.
+    """
+    import nbformat
+    import papermill as pm
+
+    start = time.perf_counter()
+    tmp = job.run_dir / f".{job.name}.executing.ipynb"
+    error = None
+    try:
+        pm.execute_notebook(
+            str(job.notebook), str(tmp),
+            parameters={"params_file": str(job.params_file), "out_dir": str(job.out_root)},
+            kernel_name=job.kernel, cwd=str(job.notebook.parent),
+            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # the kernel's TCP notice is noise in cron mail
+        )
+    except pm.PapermillExecutionError as e:
+        error = f"{e.ename}: {e.evalue}"
+    except Exception as e:  # kernel died, timeout, unreadable notebook: still report it
+        error = f"{type(e).__name__}: {e}"
+    try:
+        nb = nbformat.read(tmp if tmp.exists() else job.notebook, as_version=4)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if error:
+        nb = add_error_banner(nb, error, lang=job.lang)
+    files.write_text(job.run_dir / f"{job.name}.ipynb", nbformat.writes(nb))
+    files.write_text(job.run_dir / f"{job.name}.html", render_html(nb, lang=job.lang, name=job.name,
+                                                                           run_name=job.run_dir.name))
+    status = "failed" if error else "ok"
+    return NotebookResult(job.name, status, round(time.perf_counter() - start, 2), error)
+
+
+def add_error_banner(nb, error: str, *, lang: str):
+    """Replace papermill's error cell with a plain-language banner that links to the failing step."""
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    banner = (
+        f'<div class="fl-banner fl-banner-error" id="fl-error"><strong>{html.escape(t("status.failed", lang))}.</strong> '
+        f"{html.escape(t('banner.failed', lang, error=error))} "
+        f'<a href="#papermill-error-cell">{html.escape(t("banner.failed_link", lang))}</a></div>'
+    )
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner, metadata={"tags": ["fl-error-banner"]}))
+    return nb
+
+
+def stakeholder_view(nb):
+    """The notebook as a stakeholder sees it: no analyst notes, no empty code cells, no warnings on stderr."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        if HIDDEN_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            if not cell.outputs:
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def render_html(nb, *, lang: str, name: str, run_name: str = "") -> str:
+    """Offline HTML with no code: the ``funnel_lab`` template (no CDN scripts), images embedded."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    view = stakeholder_view(nb)
+    footer = t("footer.generated", lang, version=__version__, run=run_name or name,
+               when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    view.cells.append(nbformat.v4.new_markdown_cell(f'<p class="fl-footer">{html.escape(footer)}</p>'))
+    view.metadata["title"] = t(f"report.{name}", lang) if name in REGISTRY else name
+    exporter = HTMLExporter(
+        template_name="funnel_lab", extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+        language_code=lang,
+    )
+    body, _ = exporter.from_notebook_node(view)
+    return body
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_reports(
+    params_files: list,
+    *,
+    overrides: list[str] | None = None,
+    only: list[str] | None = None,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    notebooks_dir: Path | None = None,
+    progress: TextIO | None = None,
+) -> tuple[int, Path]:
+    """Run the reports of a params file into ``<out>/<run_name>/``.
+
+    Parameters
+    ----------
+    params_files : list of path
+        Params YAML files, deep-merged left to right.
+    overrides : list of str, optional
+        ``dotted.key=value`` overrides.
+    only : list of str, optional
+        Notebook names to run; the others are listed as not selected.
+    out : path, optional
+        Root folder of the reports (``reports/`` in the working directory by default).
+    jobs : int
+        Notebooks executed in parallel.
+    notebooks_dir : path, optional
+        Where the notebooks are (the checkout's ``notebooks/`` by default).
+    progress : text stream, optional
+        Where progress lines go (stderr by default).
+
+    Returns
+    -------
+    exit_code : int
+        0 when every selected notebook succeeded, 1 when any failed.
+    run_dir : Path
+
+    Raises
+    ------
+    ParamsError
+        Bad params or unreadable input (exit code 2 at the command line); nothing is run then.
+    """
+    progress = progress or sys.stderr
+    started = datetime.now(timezone.utc)
+    plan = plan_run(params_files, overrides=overrides, only=only, notebooks_dir=notebooks_dir)
+    params = plan.params
+    out_root = Path(out or Path.cwd() / "reports").resolve()
+    run_dir = out_root / params.run_name
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir / ".headlines", ignore_errors=True)
+    params_file = files.write_text(run_dir / "params.resolved.yaml",
+                                   yaml.safe_dump(resolved_dict(params), allow_unicode=True, sort_keys=False))
+    manifest = {
+        "run_name": params.run_name, "title": params.title, "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": None, "status": "running", "params_files": [str(Path(f).resolve()) for f in params_files],
+        "overrides": list(overrides or []), "params": resolved_dict(params), "inputs": plan.inputs,
+        "versions": _versions(), "funnel_lab_commit": _git_commit(), "notebooks": [],
+    }
+    results = {r.name: r for r in plan.skipped}
+    _write_run_pages(run_dir, manifest, results, params)
+
+    todo = [Job(n, plan.notebooks[n], run_dir, params_file, out_root, params.language) for n in plan.run]
+    print(f"funnel-lab: {params.run_name}: {len(todo)} report(s), {max(1, jobs)} at a time -> {run_dir}",
+          file=progress, flush=True)
+    for i, res in enumerate(_execute_all(todo, jobs), start=1):
+        results[res.name] = res
+        line = f"[{i}/{len(todo)}] {res.name:<24} {res.status:<6} {res.seconds:6.1f} s"
+        print(line + (f"  {res.error.splitlines()[0][:160]}" if res.error else ""), file=progress, flush=True)
+
+    failed = any(r.status == "failed" for r in results.values())
+    manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest["status"] = "failed" if failed else "ok"
+    _write_run_pages(run_dir, manifest, results, params)
+    return (1 if failed else 0), run_dir
+
+
+def _execute_all(todo: list[Job], jobs: int):
+    if jobs <= 1 or len(todo) <= 1:
+        for job in todo:
+            yield execute_notebook(job)
+        return
+    # spawn, not fork: the parent may hold threads (zmq, matplotlib) that a forked child must not inherit.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(execute_notebook, job): job for job in todo}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                yield fut.result()
+            except Exception as e:  # the worker itself died
+                yield NotebookResult(job.name, "failed", 0.0, f"{type(e).__name__}: {e}")
+
+
+def _write_run_pages(run_dir: Path, manifest: dict, results: dict[str, NotebookResult], params: Params) -> None:
+    ordered = [results[n] for n in sorted(results)]
+    manifest["notebooks"] = [{k: v for k, v in asdict(r).items() if v is not None} for r in ordered]
+    files.write_json(run_dir / "manifest.json", manifest)
+    files.write_text(run_dir / "index.html", render_index(manifest, ordered, _headlines(run_dir), lang=params.language,
+                                                          data_files=sorted(p.name for p in (run_dir / "data").glob("*.*"))))
+
+
+def _headlines(run_dir: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in sorted((run_dir / ".headlines").glob("*.json")):
+        out.update((k, v) for k, v in json.loads(p.read_text(encoding="utf-8")))
+    return out
+
+
+def render_index(manifest: dict, results: list[NotebookResult], headlines: dict, *, lang: str,
+                 data_files: list[str]) -> str:
+    """The run at a glance: status, headline numbers, one link per report with its status, inputs, data files."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    started = datetime.fromisoformat(manifest["started_at"])
+    finished = datetime.fromisoformat(manifest["finished_at"]) if manifest["finished_at"] else None
+    reports = []
+    for r in results:
+        reports.append({
+            "name": r.name,
+            "title": t(f"report.{r.name}", lang) if r.name in REGISTRY else r.name,
+            "question": t(f"question.{r.name}", lang) if r.name in REGISTRY else "",
+            "status": r.status, "status_label": t(f"status.{r.status}", lang),
+            "seconds": f"{r.seconds:.1f}" if r.status != "skipped" else "",
+            "href": f"{r.name}.html" if r.status in ("ok", "failed") else None,
+            "note": (t(r.reason, lang, tables=" / ".join(t(f"table.{n}", lang) for n in REGISTRY.get(
+                r.name, NotebookSpec(r.name, ())).needs)) if r.reason else (r.error or "")),
+        })
+    return env.get_template("run_index.html.j2").render(
+        lang=lang, t=lambda k, **kw: t(k, lang, **kw), m=manifest, reports=reports,
+        status_label=t({"ok": "status.ok", "failed": "status.partial", "running": "status.running"}[manifest["status"]], lang),
+        headlines=[(t(f"headline.{k}", lang), format_number(v, lang)) for k, v in headlines.items()],
+        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
+        duration=f"{(finished - started).total_seconds():.0f} s" if finished else "",
+        data_files=data_files, version=__version__,
+    )
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "funnel_lab": __version__}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None  # installed from a wheel: no checkout to ask
+    try:
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None

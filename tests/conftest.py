@@ -1,0 +1,80 @@
+"""Shared fixtures: a small demo dataset, a finished demo run, and a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CHROMIUM = Path("/usr/bin/chromium")
+FUNNEL_LAB = [sys.executable, "-m", "funnel_lab.cli"]
+#: The fixture notebooks are run by the runner tests, never collected by nbval.
+collect_ignore_glob = ["fixtures/*"]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory) -> Path:
+    """A copy of the project's params with a small demo dataset beside it (params/, data/demo/)."""
+    from funnel_lab.datasets import write_demo_data
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "params", root / "params")
+    write_demo_data(root / "data" / "demo", rows=1500, seed=11)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_project) -> Path:
+    """``funnel-lab run params/demo.yaml`` on the small demo, through the console entry point; the run folder."""
+    out = demo_project / "reports"
+    res = subprocess.run(FUNNEL_LAB + ["run", "params/demo.yaml", "--out", str(out)], cwd=demo_project,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return out / "demo"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``funnel-lab`` as a user would and capture what it prints."""
+    return subprocess.run(FUNNEL_LAB + list(args), cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: the real CRM exports. Missing is a failure, never a skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: the real-data tests need ../shared/data beside the project"
+                    + (" (CI=true)" if os.environ.get("CI") else ""))
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by playwright. Missing is a failure (`make test` installs it)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium; the HTML checks need it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic",
+        ])
+        yield b
+        b.close()
