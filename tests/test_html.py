@@ -28,7 +28,7 @@ def test_every_page_is_offline_and_has_no_code(demo_run):
 
 def test_report_opens_with_its_summary(demo_run):
     text = "".join(read_page(demo_run / "00_data_quality.html").text)
-    assert text.index("Data quality") < text.index("opportunities table has") < text.index("Tables read")
+    assert text.index("Data quality") < text.index("The opportunities table:") < text.index("Inputs") < text.index("Column map")
 
 
 def _open(browser, url: str):

@@ -76,7 +76,13 @@ def _check(args: argparse.Namespace) -> int:
     plan = plan_run(args.params, overrides=args.overrides, only=args.only, notebooks_dir=args.notebooks)
     print(f"params ok: run_name={plan.params.run_name} language={plan.params.language}")
     for i in plan.inputs:
-        print(f"  {i['table']:<14} {i['rows']:>9,} rows  {i['path']}")
+        print(f"  {i['table']:<14} {i['rows']:>9,} rows read, {i['rows_clean']:>9,} after cleaning  {i['path']}")
+    v = plan.validation
+    if v is not None and len(v):
+        print(f"schema check failures after cleaning: {len(v):,}")
+        for (table, column, check), part in v.groupby(["table", "column", "check"]):
+            rows = ", ".join(str(r) for r in part["source_row"].dropna().head(5))
+            print(f"  {table}.{column}: {check}: {len(part):,} rows (e.g. rows {rows})")
     for name in plan.run:
         print(f"  will run  {name}")
     for r in plan.skipped:

@@ -37,6 +37,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class Join(_Strict):
+    """A lookup table joined onto an input table (e.g. products onto opportunities), many-to-one."""
+
+    path: Path
+    on: str  # column of the input table (canonical or snake_case name)
+    key: str | None = None  # column of the lookup (source name); defaults to ``on``
+    columns: list[str] | None = None  # lookup columns to add (source names); all by default
+    match: Literal["exact", "loose"] = "loose"  # loose ignores case, spaces and punctuation: "GTXPro" = "GTX Pro"
+    encoding: str = "auto"
+    sep: str = "auto"
+
+
 class TableSource(_Strict):
     """Where one canonical table comes from and how its columns and values map onto the canonical ones."""
 
@@ -50,6 +62,7 @@ class TableSource(_Strict):
     encoding: str = "auto"
     sep: str = "auto"
     date_format: str = "auto"
+    join: list[Join] = Field(default_factory=list)
 
     @field_validator("values", mode="before")
     @classmethod
@@ -225,6 +238,9 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
         if isinstance(src, dict):
             fix(src, "path")
             fix(src, "database", allow_url=True)
+            for j in src.get("join") or []:
+                if isinstance(j, dict):
+                    fix(j, "path")
     if isinstance(doc.get("stages"), dict):
         fix(doc["stages"], "compare_with")
     return doc

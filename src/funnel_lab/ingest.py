@@ -7,12 +7,13 @@ import csv
 import hashlib
 import re
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .config import ParamsError, TableSource, did_you_mean
+from .config import Join, ParamsError, TableSource, did_you_mean
+from .presets import get_preset
 
 #: Required canonical columns per table (DESIGN.md); `opportunity_id` may be generated from row numbers.
 REQUIRED = {
@@ -45,7 +46,9 @@ class Table:
     source: str
     sha256: str
     ids_generated: bool = False
-    notes: list[str] = field(default_factory=list)
+    placeholders: tuple[str, ...] = ()  # extra missing-value tokens from the preset (e.g. Salesforce's null id)
+    rejected: pd.DataFrame | None = None  # rows that could not be split into columns: source_row, line, reason
+    joins: list[dict] | None = None  # one summary per lookup joined: path, on, matched, unmatched values
 
 
 def snake_case(name: str) -> str:
@@ -85,25 +88,102 @@ def _decode_sample(path: Path, encoding: str) -> tuple[str, str]:
     raise ParamsError(f"{path}: cannot decode as UTF-8 or GB18030; set `encoding:` for this table")
 
 
-def _read_text_table(path: Path, src: TableSource) -> pd.DataFrame:
-    enc, text = _decode_sample(path, src.encoding)
-    sep = src.sep
-    if sep == "auto":
-        if path.suffix.lower() == ".tsv":
-            sep = "\t"
-        else:
-            try:
-                sep = csv.Sniffer().sniff(text[:65536].split("\n", 20)[0] + "\n", delimiters=",;\t|").delimiter
-            except csv.Error:
-                sep = ","
+def _sniff_sep(text: str, path: Path) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    lines = "\n".join(text[:65536].splitlines()[:20]) + "\n"
     try:
-        return pd.read_csv(path, sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        return csv.Sniffer().sniff(lines, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _check_binary(path: Path) -> None:
+    head = path.read_bytes()[:4096]
+    if head.startswith(b"PK\x03\x04"):
+        raise ParamsError(f"{path}: this is a zip/Excel file, not a text table; save it as .xlsx (or export CSV)")
+    if b"\x00" in head:
+        raise ParamsError(f"{path}: binary content (NUL bytes), not a text table; expected CSV/TSV text")
+
+
+def _read_text_table(path: Path, src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
+    _check_binary(path)
+    enc, text = _decode_sample(path, src.encoding)
+    if not text.strip():
+        raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
+    sep = _sniff_sep(text, path) if src.sep == "auto" else src.sep
+    try:
+        df = pd.read_csv(path, sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
+                         skip_blank_lines=True)
+        rejected = _no_rejects()
+    except pd.errors.ParserError:
+        df, rejected = _read_ragged(path, enc, sep)
+    except (UnicodeDecodeError, ValueError) as e:
         raise ParamsError(f"{path}: cannot read as a {sep!r}-separated table ({e})") from None
+    if df.shape[1] == 1 and len(sep) == 1:
+        other = next((c for c in ",;\t|" if c != sep and c in str(df.columns[0])), None)
+        if other:
+            raise ParamsError(f"{path}: read one column {str(df.columns[0])[:60]!r} with separator {sep!r}; "
+                              f"the header looks {other!r}-separated: set `sep: {other!r}` (or `sep: auto`)")
+    return df, rejected
 
 
-def read_raw(src: TableSource) -> pd.DataFrame:
-    """Read a table exactly as exported: every cell as text, nothing converted or dropped.
+def _no_rejects() -> pd.DataFrame:
+    return pd.DataFrame(columns=["source_row", "line", "reason", "raw_line"])
+
+
+def _read_ragged(path: Path, enc: str, sep: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows with more fields than the header: keep the good ones, set the others aside with their line numbers."""
+    with path.open(encoding=enc, newline="") as f:
+        reader = csv.reader(f, delimiter=sep)
+        header = next(reader)
+        good, good_at, bad = [], [], []
+        record = 0
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) > len(header):
+                bad.append({"source_row": record + 1, "line": reader.line_num,
+                            "reason": f"line {reader.line_num} has {len(fields)} fields, the header has {len(header)}",
+                            "raw_line": sep.join(fields)})
+            else:
+                good.append(fields + [""] * (len(header) - len(fields)))
+                good_at.append(record)
+            record += 1
+    if bad and len(bad) > max(5, 0.05 * record):
+        first = bad[0]
+        raise ParamsError(f"{path}: {len(bad):,} of {record:,} rows have more fields than the header "
+                          f"(first: {first['reason']}); check the separator and quoting (sep: {sep!r})")
+    df = pd.DataFrame(good, columns=header, index=pd.Index(good_at), dtype="str")
+    return df, pd.DataFrame(bad, columns=["source_row", "line", "reason", "raw_line"])
+
+
+def _read_excel(path: Path, src: TableSource) -> pd.DataFrame:
+    """The named (or first) sheet; a title row above the header is detected and skipped."""
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except Exception as e:  # openpyxl raises many kinds for a broken file
+        raise ParamsError(f"{path}: cannot open as an Excel workbook ({type(e).__name__}: {e})") from None
+    sheet = src.sheet if src.sheet is not None else 0
+    if isinstance(sheet, str) and sheet not in book.sheet_names:
+        raise ParamsError(f"{path}: no sheet {sheet!r}{did_you_mean(sheet, book.sheet_names)}")
+    if isinstance(sheet, int) and not 0 <= sheet < len(book.sheet_names):
+        raise ParamsError(f"{path}: sheet {sheet} does not exist; the workbook has {book.sheet_names}")
+    grid = book.parse(sheet, header=None, dtype=str, keep_default_na=False)
+    if grid.empty:
+        raise ParamsError(f"{path}: sheet {book.sheet_names[sheet] if isinstance(sheet, int) else sheet!r} is empty")
+    filled = (grid.head(10) != "").sum(axis=1)
+    # The header is the first row as wide as the table: a title row fills one or two cells only.
+    header_at = int((filled >= filled.max() * 0.8).idxmax())
+    header = [str(h).strip() or f"column_{i + 1}" for i, h in enumerate(grid.iloc[header_at])]
+    body = grid.iloc[header_at + 1:]
+    body = body[(body != "").any(axis=1)]
+    df = pd.DataFrame(body.to_numpy(), columns=header, dtype="str").reset_index(drop=True)
+    return df
+
+
+def read_raw(src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a table exactly as exported: every cell as text, nothing converted, no row dropped unaccounted.
 
     Parameters
     ----------
@@ -112,22 +192,47 @@ def read_raw(src: TableSource) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
-        Source column names, text cells (Parquet keeps its own types).
+    raw : DataFrame
+        Source column names, text cells (Parquet and SQL keep their own types); the index is the 0-based data row.
+    rejected : DataFrame
+        Rows that could not be split into the header's columns: ``source_row``, ``line``, ``reason``, ``raw_line``.
+
+    Raises
+    ------
+    ParamsError
+        Missing, empty, binary or undecodable file; no data rows; duplicate column names; a wrong separator.
     """
     if src.sql is not None:
-        return _read_sql(src)
-    path = Path(src.path)
-    if not path.is_file():
-        raise ParamsError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    if suffix in _TEXT_SUFFIXES:
-        return _read_text_table(path, src)
-    if suffix == ".xlsx":
-        return pd.read_excel(path, sheet_name=src.sheet or 0, dtype=str, keep_default_na=False)
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    raise ParamsError(f"{path}: unsupported file type {suffix!r}; expected .csv .tsv .txt .xlsx or .parquet")
+        df, rejected = _read_sql(src), _no_rejects()
+        where = f"sql @ {src.database}"
+    else:
+        path = Path(src.path)
+        where = str(path)
+        if not path.is_file():
+            raise ParamsError(f"{path}: file not found")
+        if path.stat().st_size == 0:
+            raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
+        suffix = path.suffix.lower()
+        if suffix in _TEXT_SUFFIXES:
+            df, rejected = _read_text_table(path, src)
+        elif suffix == ".xlsx":
+            df, rejected = _read_excel(path, src), _no_rejects()
+        elif suffix == ".parquet":
+            df, rejected = pd.read_parquet(path), _no_rejects()
+        else:
+            raise ParamsError(f"{path}: unsupported file type {suffix!r}; expected .csv .tsv .txt .xlsx or .parquet")
+    names = [str(c) for c in df.columns]
+    # pandas renames a repeated header "Amount" to "Amount.1"; Excel headers may repeat verbatim.
+    repeated = [n for i, n in enumerate(names) if n in names[:i]]
+    repeated += [n.rsplit(".", 1)[0] for n in names if re.fullmatch(r".+\.\d+", n) and n.rsplit(".", 1)[0] in names]
+    if repeated:
+        first = repeated[0]
+        positions = [i + 1 for i, n in enumerate(names) if n == first or re.fullmatch(re.escape(first) + r"\.\d+", n)]
+        raise ParamsError(f"{where}: column name {first!r} appears more than once (columns {positions}); "
+                          f"rename them in the export so each column has one meaning")
+    if df.empty:
+        raise ParamsError(f"{where}: has a header ({len(names)} columns) but no data rows")
+    return df, rejected
 
 
 def _read_sql(src: TableSource) -> pd.DataFrame:
@@ -150,7 +255,12 @@ def _read_sql(src: TableSource) -> pd.DataFrame:
 
 
 def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rename source columns to canonical names (``columns:``), the rest to snake_case; apply ``values:`` maps.
+    """Rename source columns onto canonical names, derive what the CRM preset knows, map values.
+
+    Order: ``columns:`` from params, then the preset's matches for names still free; every other column is renamed
+    to snake_case and kept as a feature. The preset then derives canonical columns (e.g. Salesforce's status from
+    IsClosed/IsWon or StageName); last, ``values:`` maps (the preset's, overridden by params) turn source values into
+    canonical ones, matched trimmed and then case-insensitively.
 
     Parameters
     ----------
@@ -168,9 +278,12 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
     data : DataFrame
         Canonical columns first, then every other column as a snake_case feature.
     column_map : DataFrame
-        ``source_column``, ``column``: the original name of every column.
+        ``source_column``, ``column``: the name each source column has now.
     """
     where = where or f"data.{table}"
+    preset = get_preset(src.preset)
+    if preset.table and preset.table != table:
+        raise ParamsError(f"{where}.preset: {src.preset!r} reads {preset.table} exports, not {table}")
     source_cols = [str(c) for c in raw.columns]
     rename: dict[str, str] = {}
     for canonical, source in src.columns.items():
@@ -180,26 +293,98 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
                 f"{did_you_mean(source, source_cols)}"
             )
         rename[source] = canonical
+    for source, name in preset.match(source_cols).items():
+        if source not in rename and name not in rename.values():
+            rename[source] = name
     taken = set(rename.values())
     for col in source_cols:
-        if col in rename:
-            continue
-        name = snake_case(col)
-        base, i = name, 2
-        while name in taken:
-            name, i = f"{base}_{i}", i + 1
-        rename[col] = name
-        taken.add(name)
-    data = raw.rename(columns=rename)
-    for col, mapping in src.values.items():
+        if col not in rename:
+            rename[col] = _unique(snake_case(col), taken)
+    data = preset.derive(raw.rename(columns=rename))
+    # The preset's helper columns ("_close_date") it did not consume stay as features under their plain name.
+    helpers = {c: _unique(c.lstrip("_"), set(data.columns)) for c in data.columns if c.startswith("_")}
+    data = data.rename(columns=helpers)
+    rename = {s: helpers.get(n, n) for s, n in rename.items()}
+    for col in sorted(set(preset.values) | set(src.values)):
         if col not in data.columns:
-            raise ParamsError(f"{where}.values.{col}: no column {col!r}{did_you_mean(col, list(data.columns))}")
-        stripped = data[col].astype("str").str.strip()
-        data[col] = stripped.map(lambda v, m=mapping: m.get(v, v)).where(data[col].notna(), data[col])
+            if col in src.values:
+                raise ParamsError(f"{where}.values.{col}: no column {col!r}{did_you_mean(col, list(data.columns))}")
+            continue
+        data[col] = map_values(data[col], {**preset.values.get(col, {}), **src.values.get(col, {})})
     canonical = [c for c in CANONICAL[table] if c in data.columns]
     data = data[canonical + [c for c in data.columns if c not in canonical]]
     column_map = pd.DataFrame({"source_column": source_cols, "column": [rename[c] for c in source_cols]})
     return data, column_map
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def map_values(s: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """Map source values onto canonical ones: exact (trimmed) first, then ignoring case; others unchanged.
+
+    Examples
+    --------
+    >>> map_values(pd.Series(["Won ", "WON", "lost", None, "Pending"]), {"Won": "won", "Lost": "lost"}).tolist()
+    ['won', 'won', 'lost', nan, 'Pending']
+    """
+    text = s.astype("str").str.strip()
+    folded = {str(k).strip().casefold(): v for k, v in mapping.items()}
+    exact = text.map({str(k).strip(): v for k, v in mapping.items()})
+    loose = text.str.casefold().map(folded)
+    return exact.fillna(loose).fillna(text).where(s.notna(), s)
+
+
+def _loose_key(s: pd.Series) -> pd.Series:
+    return s.astype("str").str.casefold().str.replace(r"[\W_]+", "", regex=True).where(s.notna())
+
+
+def join_lookup(data: pd.DataFrame, join: Join, *, where: str) -> tuple[pd.DataFrame, dict]:
+    """Add a lookup table's columns (many-to-one on ``join.on``); rows are never added or lost.
+
+    Returns
+    -------
+    data : DataFrame
+        With the lookup's columns (snake_case; a name already taken gets the lookup file's stem as a suffix).
+    summary : dict
+        ``path``, ``on``, ``rows``, ``matched``, ``unmatched`` (rows whose key found no lookup row) and
+        ``unmatched_values`` (up to five), ``loose_only`` (keys matched only when case and spacing are ignored).
+    """
+    lookup, _ = read_raw(TableSource(path=join.path, encoding=join.encoding, sep=join.sep))
+    key = join.key or join.on
+    if join.on not in data.columns:
+        raise ParamsError(f"{where}.on: no column {join.on!r}{did_you_mean(join.on, list(data.columns))}")
+    if key not in lookup.columns:
+        raise ParamsError(f"{where}.key: no column {key!r} in {join.path}{did_you_mean(key, list(lookup.columns))}")
+    wanted = join.columns or [c for c in lookup.columns if c != key]
+    for c in wanted:
+        if c not in lookup.columns:
+            raise ParamsError(f"{where}.columns: no column {c!r} in {join.path}{did_you_mean(c, list(lookup.columns))}")
+    norm = _loose_key if join.match == "loose" else (lambda s: s.astype("str").str.strip().where(s.notna()))
+    lk = norm(lookup[key])
+    if lk.duplicated().any():
+        dup = lookup.loc[lk.duplicated(), key].iloc[0]
+        raise ParamsError(f"{where}: {join.path} has {key!r} = {dup!r} more than once; a lookup needs unique keys")
+    taken = set(data.columns)
+    names = {c: _unique(snake_case(c), taken) if snake_case(c) not in taken
+             else _unique(f"{snake_case(c)}_{snake_case(Path(join.path).stem)}", taken) for c in wanted}
+    table = lookup[wanted].rename(columns=names).set_axis(lk.to_numpy())
+    dk = norm(data[join.on])
+    added = table.reindex(dk.to_numpy()).set_axis(data.index)
+    out = pd.concat([data, added], axis=1)
+    hit = dk.isin(set(lk.dropna())) & dk.notna()
+    exact = data[join.on].astype("str").str.strip().isin(set(lookup[key].astype("str").str.strip()))
+    summary = {"path": str(join.path), "on": join.on, "rows": len(data), "matched": int(hit.sum()),
+               "unmatched": int((~hit & dk.notna()).sum()),
+               "unmatched_values": sorted(map(str, data.loc[~hit & dk.notna(), join.on].unique()[:5])),
+               "loose_only": sorted(map(str, data.loc[hit & ~exact, join.on].unique()[:5])),
+               "columns": list(names.values())}
+    return out, summary
 
 
 def load_table(src: TableSource, *, table: str) -> Table:
@@ -210,7 +395,7 @@ def load_table(src: TableSource, *, table: str) -> Table:
     ParamsError
         When the file is missing or unreadable, or a required column is neither present nor mapped.
     """
-    raw = read_raw(src)
+    raw, rejected = read_raw(src)
     data, column_map = map_columns(raw, src, table=table)
     ids_generated = False
     if table == "opportunities" and "opportunity_id" not in data.columns:
@@ -227,9 +412,14 @@ def load_table(src: TableSource, *, table: str) -> Table:
             f"data.{table}: {src.path or 'the query'} has no column for {', '.join(missing)}; "
             f"map one with `columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: {have})"
         )
+    joins = []
+    for i, j in enumerate(src.join):
+        data, summary = join_lookup(data, j, where=f"data.{table}.join[{i}]")
+        joins.append(summary)
     source = str(src.path) if src.path else f"sql: {src.sql} @ {src.database}"
     sha = _sha256(Path(src.path)) if src.path else hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
-    return Table(table, raw, data, column_map, source, sha, ids_generated)
+    return Table(table, raw, data, column_map, source, sha, ids_generated,
+                 placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins)
 
 
 def load_tables(params) -> dict[str, Table]:

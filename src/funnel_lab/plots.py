@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import PercentFormatter
@@ -37,5 +38,28 @@ def plot_missing(profile: pd.DataFrame, *, title: str = "", ax: Axes | None = No
         if share > 0:
             ax.annotate(f"{share:.1%}", (share, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_ylabel("")
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_bars(values: pd.Series, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Horizontal bars of a labelled count (index = label), largest at the top, each bar annotated."""
+    ax = _axes(ax, height=max(2.0, 0.3 * len(values) + 1))
+    ax.barh([str(i) for i in values.index], values.to_numpy(), color="#4c72b0")
+    ax.invert_yaxis()
+    for y, v in enumerate(values.to_numpy()):
+        ax.annotate(f"{v:,}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_amounts(amount: pd.Series, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Histogram of deal amounts on a log scale (amounts are log-normal: a linear axis hides the small deals)."""
+    ax = _axes(ax, height=3.2)
+    v = amount.dropna()
+    v = v[v > 0]
+    if len(v):
+        ax.hist(v, bins=np.logspace(np.log10(v.min()), np.log10(v.max()) + 1e-9, 40), color="#4c72b0")
+        ax.set_xscale("log")
     ax.set_title(title, loc="left")
     return ax

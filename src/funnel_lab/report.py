@@ -18,12 +18,15 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Callable, TextIO
 
+import pandas as pd
 import yaml
 
 from . import __version__, files
 from .config import KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, resolved_dict
 from .i18n import format_number, t
+from .clean import clean_tables
 from .ingest import load_tables
+from .schemas import validate_tables
 
 TEMPLATES = Path(str(resources.files("funnel_lab") / "templates"))
 #: Cells with these tags are for analysts in JupyterLab and never reach the stakeholder HTML.
@@ -81,6 +84,7 @@ class Plan:
     run: list[str] = field(default_factory=list)
     skipped: list[NotebookResult] = field(default_factory=list)
     notebooks: dict[str, Path] = field(default_factory=dict)
+    validation: pd.DataFrame | None = None
 
 
 def default_notebooks_dir() -> Path:
@@ -112,10 +116,12 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
         if name not in notebooks:
             raise ParamsError(f"--only {name}: this report is not part of this version yet")
     tables = load_tables(params)
-    plan = Plan(params=params, notebooks=notebooks)
+    cleaned = clean_tables(tables, params)  # type and status errors stop the run here (exit 2), not in a notebook
+    plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned))
     plan.inputs = [
-        {"table": name, "path": tbl.source, "sha256": tbl.sha256, "rows": len(tbl.raw),
-         "ids_generated": tbl.ids_generated}
+        {"table": name, "path": tbl.source, "sha256": tbl.sha256,
+         "rows": len(tbl.raw) + (len(tbl.rejected) if tbl.rejected is not None else 0),
+         "rows_clean": len(cleaned[name].data), "ids_generated": tbl.ids_generated}
         for name, tbl in tables.items()
     ]
     for name in sorted(set(NOTEBOOKS) | set(notebooks)):

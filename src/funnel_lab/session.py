@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 from IPython.display import HTML, Markdown, display
 
 from . import files
 from .config import Params, load_params
-from .i18n import format_number, format_percent, set_plot_theme, t
+from .i18n import catalogue, format_number, format_percent, set_plot_theme, t
+from .clean import Cleaned, clean_tables
 from .ingest import Table, load_tables
+from .schemas import validate_tables
 
 
 class RunContext:
@@ -25,6 +28,7 @@ class RunContext:
         self.notebook = notebook
         self.run_dir = out_root / params.run_name
         self.data_dir = self.run_dir / "data"
+        self._tables = 0
 
     @property
     def lang(self) -> str:
@@ -42,8 +46,18 @@ class RunContext:
 
     @cached_property
     def tables(self) -> dict[str, Table]:
-        """Every configured input table, read once."""
+        """Every configured input table, read once and mapped onto canonical names."""
         return load_tables(self.params)
+
+    @cached_property
+    def cleaned(self) -> dict[str, Cleaned]:
+        """Every table after cleaning (see :mod:`funnel_lab.clean`)."""
+        return clean_tables(self.tables, self.params)
+
+    @cached_property
+    def validation(self) -> pd.DataFrame:
+        """Schema failures of the cleaned tables (empty when valid)."""
+        return validate_tables(self.cleaned)
 
     # ------------------------------------------------------------------ display
 
@@ -66,22 +80,56 @@ class RunContext:
         """The summary box that opens a report: the few sentences a stakeholder must read."""
         display(Markdown("\n\n".join(sentences)), metadata={"funnel_lab": "summary"})
 
-    def table(self, df: pd.DataFrame, *, labels: dict[str, str] | None = None, percent: tuple[str, ...] = ()) -> None:
-        """A table with headings from the catalogue (``labels``: column -> message key) and shares as percentages."""
+    def table(self, df: pd.DataFrame, *, labels: dict[str, str] | None = None, percent: tuple[str, ...] = (),
+              translate: dict[str, str] | None = None, empty: str | None = None) -> None:
+        """A table for stakeholders.
+
+        Parameters
+        ----------
+        df : DataFrame
+        labels : dict, optional
+            Column -> catalogue key of its heading.
+        percent : tuple of str
+            Columns holding shares, shown as percentages.
+        translate : dict, optional
+            Column -> catalogue prefix: its values are shown as ``t(prefix + "." + value)``.
+        empty : str, optional
+            Catalogue key of the sentence shown instead of an empty table.
+        """
+        if df.empty and empty:
+            self.say(empty)
+            return
         shown = df.copy()
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        for col, prefix in (translate or {}).items():
+            shown[col] = shown[col].map(lambda v, p=prefix: self.t(f"{p}.{v}") if f"{p}.{v}" in catalogue() else v)
         for col in shown.columns:
             if col in percent:
                 shown[col] = shown[col].map(self.percent)
-            elif pd.api.types.is_integer_dtype(shown[col]):
-                shown[col] = shown[col].map(lambda x: f"{x:,}")
-        shown = shown.rename(columns={c: self.t(k) for c, k in (labels or {}).items()})
-        display(HTML(shown.to_html(index=False, escape=True, border=0, classes="fl-table")))
+            elif pd.api.types.is_integer_dtype(df[col]):
+                shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,}")
+            elif pd.api.types.is_bool_dtype(df[col]):
+                shown[col] = shown[col].map(lambda x: self.t("value.yes") if x is True else self.t("value.no"))
+        shown = shown.astype("object").where(shown.notna(), "")
+        heads = {c: self.t(k) for c, k in (labels or {}).items() if c in shown.columns}
+        right = list(dict.fromkeys(heads.get(c, c) for c in numeric + list(percent) if c in df.columns))
+        shown = shown.rename(columns=heads)
+        self._tables += 1  # a stable id per table, so that reruns give identical HTML styles
+        styler = Styler(shown, uuid=f"fl{self._tables}", cell_ids=False)
+        styler = styler.hide(axis="index").set_table_attributes('class="fl-table"')
+        if right:
+            styler = styler.set_properties(subset=right, **{"text-align": "right"})
+        display(HTML(styler.to_html()))
 
     # ------------------------------------------------------------------ outputs
 
     def save_csv(self, df: pd.DataFrame, name: str) -> Path:
         """Write ``data/<name>`` for BI tools and checks."""
         return files.write_csv(self.data_dir / name, df)
+
+    def save_csvs(self, frames: dict[str, pd.DataFrame]) -> list[Path]:
+        """Write several ``data/`` files at once (name -> frame)."""
+        return [self.save_csv(df, name) for name, df in frames.items()]
 
     def save_json(self, obj: Any, name: str) -> Path:
         return files.write_json(self.data_dir / name, obj)
