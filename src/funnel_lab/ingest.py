@@ -300,11 +300,15 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
     for col in source_cols:
         if col not in rename:
             rename[col] = _unique(snake_case(col), taken)
-    data = preset.derive(raw.rename(columns=rename))
-    # The preset's helper columns ("_close_date") it did not consume stay as features under their plain name.
+    renamed = raw.rename(columns=rename)
+    data = preset.derive(renamed)
+    # A helper the preset consumed ("_close_date" -> closed_at/expected_close_at) is shown as what it became;
+    # helpers it left stay as features under their plain name.
+    derived = " / ".join(c for c in data.columns if c not in renamed.columns)
     helpers = {c: _unique(c.lstrip("_"), set(data.columns)) for c in data.columns if c.startswith("_")}
     data = data.rename(columns=helpers)
-    rename = {s: helpers.get(n, n) for s, n in rename.items()}
+    rename = {s: helpers.get(n, n) if n in data.columns or n in helpers else (derived or n)
+              for s, n in rename.items()}
     for col in sorted(set(preset.values) | set(src.values)):
         if col not in data.columns:
             if col in src.values:
@@ -340,8 +344,12 @@ def map_values(s: pd.Series, mapping: dict[str, str]) -> pd.Series:
     return exact.fillna(loose).fillna(text).where(s.notna(), s)
 
 
-def _loose_key(s: pd.Series) -> pd.Series:
-    return s.astype("str").str.casefold().str.replace(r"[\W_]+", "", regex=True).where(s.notna())
+def _join_key(s: pd.Series, *, loose: bool) -> pd.Series:
+    """Join keys as text; blank is missing. Loose keys ignore case, spaces and punctuation ("GTX Pro" = "GTXPro")."""
+    text = s.astype("str").str.strip()
+    if loose:
+        text = text.str.casefold().str.replace(r"[\W_]+", "", regex=True)
+    return text.where(s.notna() & (text != ""))
 
 
 def join_lookup(data: pd.DataFrame, join: Join, *, where: str) -> tuple[pd.DataFrame, dict]:
@@ -365,8 +373,7 @@ def join_lookup(data: pd.DataFrame, join: Join, *, where: str) -> tuple[pd.DataF
     for c in wanted:
         if c not in lookup.columns:
             raise ParamsError(f"{where}.columns: no column {c!r} in {join.path}{did_you_mean(c, list(lookup.columns))}")
-    norm = _loose_key if join.match == "loose" else (lambda s: s.astype("str").str.strip().where(s.notna()))
-    lk = norm(lookup[key])
+    lk = _join_key(lookup[key], loose=join.match == "loose")
     if lk.duplicated().any():
         dup = lookup.loc[lk.duplicated(), key].iloc[0]
         raise ParamsError(f"{where}: {join.path} has {key!r} = {dup!r} more than once; a lookup needs unique keys")
@@ -374,7 +381,7 @@ def join_lookup(data: pd.DataFrame, join: Join, *, where: str) -> tuple[pd.DataF
     names = {c: _unique(snake_case(c), taken) if snake_case(c) not in taken
              else _unique(f"{snake_case(c)}_{snake_case(Path(join.path).stem)}", taken) for c in wanted}
     table = lookup[wanted].rename(columns=names).set_axis(lk.to_numpy())
-    dk = norm(data[join.on])
+    dk = _join_key(data[join.on], loose=join.match == "loose")
     added = table.reindex(dk.to_numpy()).set_axis(data.index)
     out = pd.concat([data, added], axis=1)
     hit = dk.isin(set(lk.dropna())) & dk.notna()

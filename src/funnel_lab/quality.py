@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pandas as pd
 
 from .clean import Cleaned
@@ -317,6 +318,15 @@ def show_column_map(run) -> None:
     run.table(cmap[cmap["canonical"]].drop(columns="canonical"),
               labels={"table": "col.table", "source_column": "col.source_column", "column": "col.column"},
               translate={"table": "table"})
+    joins = [dict(j, table=name) for name, tbl in run.tables.items() for j in (tbl.joins or [])]
+    if joins:
+        run.heading("dq.joins", level=3)
+        jt = pd.DataFrame(joins)
+        jt["path"] = jt["path"].map(lambda p: Path(p).name)
+        for col in ("unmatched_values", "loose_only", "columns"):
+            jt[col] = jt[col].map(", ".join)
+        run.table(jt[["table", "path", "on", "rows", "matched", "unmatched", "unmatched_values", "loose_only",
+                      "columns"]], labels={c: f"col.{c}" for c in jt.columns}, translate={"table": "table"})
     extra = cmap[~cmap["canonical"] & (cmap["source_column"] != cmap["column"])]
     if len(extra):
         run.say("dq.column_map_features", n=len(extra))

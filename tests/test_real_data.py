@@ -1,0 +1,86 @@
+"""The real CRM exports in ../shared/data through the example params: exact counts measured on the files."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, cli
+from funnel_lab.clean import clean_tables
+from funnel_lab.config import load_params
+from funnel_lab.ingest import load_tables
+from funnel_lab.quality import experiment_hygiene
+
+EXAMPLES = ROOT / "params" / "examples"
+pytestmark = pytest.mark.shared_data
+
+
+def cleaned_example(name: str):
+    params = load_params([EXAMPLES / f"{name}.yaml"])
+    tables = load_tables(params)
+    return tables, clean_tables(tables, params)
+
+
+def test_salesforce_devorg(shared_data):
+    tables, cleaned = cleaned_example("salesforce_devorg")
+    opp = cleaned["opportunities"].data
+    assert len(opp) == 31 and opp["status"].value_counts().to_dict() == {"won": 18, "open": 13}
+    assert opp.loc[opp["status"] == "open", "expected_close_at"].notna().all()
+    assert opp.loc[opp["status"] == "open", "closed_at"].isna().all()
+    assert str(opp.loc[opp["opportunity_id"] == "006Hp000015Yh7lIAC", "closed_at"].iloc[0]) == "2023-10-16 00:00:00"
+    # the null-id sentinel is a placeholder, not an id
+    ph = cleaned["opportunities"].placeholders
+    assert ph.loc[ph["token"] == "000000000000000AAA", "cells"].sum() == 62  # CampaignId and ContactId, 31 each
+    hist = cleaned["stage_history"].data
+    assert len(hist) == 62 and hist["opportunity_id"].nunique() == 31
+    assert hist["entered_at"].notna().all()
+
+
+def test_maven_counts_and_the_gtxpro_join(shared_data):
+    tables, cleaned = cleaned_example("maven_crm")
+    opp = cleaned["opportunities"].data
+    assert len(opp) == 8800
+    assert opp["status"].value_counts().to_dict() == {"won": 4238, "lost": 2473, "open": 2089}
+    assert opp["closed_at"].notna().sum() == 6711
+    gtx = opp[opp["product"] == "GTXPro"]
+    assert len(gtx) == 1480 and (gtx["series"] == "GTX").all() and (gtx["sales_price"] == 4821).all()
+    assert opp["series"].notna().all()
+    joins = {j["path"].rsplit("/", 1)[-1]: j for j in tables["opportunities"].joins}
+    assert joins["products.csv"]["matched"] == 8800 and joins["products.csv"]["loose_only"] == ["GTXPro"]
+    assert joins["accounts.csv"]["unmatched"] == 0 and joins["accounts.csv"]["matched"] == 8800 - 1425
+
+
+def test_xeducation_select_is_missing_with_counts_per_column(shared_data):
+    _, cleaned = cleaned_example("xeducation_leads")
+    c = cleaned["opportunities"]
+    assert len(c.data) == 9240
+    assert c.data["status"].value_counts().to_dict() == {"lost": 5679, "won": 3561}
+    select = c.placeholders[c.placeholders["token"] == "Select"].set_index("column")["cells"].to_dict()
+    assert select == {"how_did_you_hear_about_x_education": 5043, "lead_profile": 4146, "city": 2249,
+                      "specialization": 1942}
+    assert not (c.data.astype("str") == "Select").any().any()
+    # blank + Select together (PROVENANCE: 7,250 of 9,240 for "How did you hear")
+    assert c.data["how_did_you_hear_about_x_education"].isna().sum() == 7250
+    assert (c.data["source"] == "Google").sum() == 2868 + 5  # 'google' merged onto 'Google'
+    flags = c.flags.set_index("column")["flag"].to_dict()
+    assert flags["magazine"] == "constant" and flags["receive_more_updates_about_our_courses"] == "constant"
+
+
+def test_ab_udacity_mismatches_and_repeated_users(shared_data):
+    tables, cleaned = cleaned_example("ab_udacity")
+    exp = cleaned["experiment"].data
+    assert len(exp) == 294478 and exp["unit_id"].nunique() == 290584
+    hy = experiment_hygiene(exp)
+    mm = hy["mismatches"]
+    assert set(mm["column"]) == {"landing_page"} and mm["rows"].sum() == 3893
+    assert mm.set_index("variant")["rows"].to_dict() == {"control": 1928, "treatment": 1965}
+    assert len(hy["repeated"]) == 3894 and (hy["repeated"]["rows"] == 2).all()
+    assert exp["country"].notna().all() and tables["experiment"].joins[0]["matched"] == 294478
+
+
+@pytest.mark.parametrize("name", ["salesforce_devorg", "maven_crm", "xeducation_leads", "ab_udacity"])
+def test_example_runs_end_to_end(shared_data, tmp_path, name):
+    res = cli("run", str(EXAMPLES / f"{name}.yaml"), "--out", str(tmp_path), "--only", "00_data_quality",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    run_dir = Path(res.stdout.strip()).parent
+    assert (run_dir / "00_data_quality.html").is_file() and (run_dir / "data" / "cleaning_audit.csv").is_file()
