@@ -415,7 +415,7 @@ def clean_table(table: Table, cleaning: Cleaning, *, date_format: str = "auto") 
     Cleaned
         The data (index = the export's 0-based data row) and the audit, quarantine and change tables.
     """
-    name, where = table.name, f"data.{table.name}"
+    name, where = table.name, f"{table.source}: data.{table.name}"
     df = table.data
     rejected = table.rejected if table.rejected is not None else pd.DataFrame(columns=["source_row", "reason"])
     rec = _Recorder(name, len(df) + len(rejected))

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import re
 import sqlite3
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def _decode_sample(path: Path, encoding: str) -> tuple[str, str]:
             continue
         except LookupError:
             raise ParamsError(f"{path}: unknown encoding {encoding!r} (from `encoding:`)") from None
-    raise ParamsError(f"{path}: cannot decode as UTF-8 or GB18030; set `encoding:` for this table")
+    tried = "UTF-8 or GB18030" if encoding == "auto" else encoding
+    raise ParamsError(f"{path}: cannot decode as {tried}; set `encoding:` for this table")
 
 
 def _sniff_sep(text: str, path: Path) -> str:
@@ -112,14 +114,29 @@ def _read_text_table(path: Path, src: TableSource) -> tuple[pd.DataFrame, pd.Dat
     if not text.strip():
         raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
     sep = _sniff_sep(text, path) if src.sep == "auto" else src.sep
-    try:
-        df = pd.read_csv(path, sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
-                         skip_blank_lines=True)
-        rejected = _no_rejects()
-    except pd.errors.ParserError:
-        df, rejected = _read_ragged(path, enc, sep)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ParamsError(f"{path}: cannot read as a {sep!r}-separated table ({e})") from None
+    # The sample may be plain ASCII while a later row is GBK: on a decode error, try the next encoding.
+    tries = [enc] + [e for e in _ENCODINGS if e != enc] if src.encoding == "auto" else [enc]
+    for i, enc in enumerate(tries):
+        try:
+            # index_col=False stops a first row with one field too many from becoming the index; pandas then only
+            # warns and drops the extra field, so the warning is made an error and the rows go through the
+            # ragged reader, which quarantines them.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(path, sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
+                                 skip_blank_lines=True, index_col=False)
+            rejected = _no_rejects()
+            break
+        except (pd.errors.ParserError, pd.errors.ParserWarning):
+            df, rejected = _read_ragged(path, enc, sep)
+            break
+        except UnicodeDecodeError as e:
+            if i == len(tries) - 1:
+                names = " or ".join(tries)
+                raise ParamsError(f"{path}: cannot decode as {names} (byte {e.start:,}); set `encoding:` "
+                                  f"for this table") from None
+        except ValueError as e:
+            raise ParamsError(f"{path}: cannot read as a {sep!r}-separated table ({e})") from None
     if df.shape[1] == 1 and len(sep) == 1:
         other = next((c for c in ",;\t|" if c != sep and c in str(df.columns[0])), None)
         if other:
@@ -169,9 +186,10 @@ def _read_excel(path: Path, src: TableSource) -> pd.DataFrame:
         raise ParamsError(f"{path}: no sheet {sheet!r}{did_you_mean(sheet, book.sheet_names)}")
     if isinstance(sheet, int) and not 0 <= sheet < len(book.sheet_names):
         raise ParamsError(f"{path}: sheet {sheet} does not exist; the workbook has {book.sheet_names}")
-    grid = book.parse(sheet, header=None, dtype=str, keep_default_na=False)
+    name = book.sheet_names[sheet] if isinstance(sheet, int) else sheet
+    grid = pd.read_excel(book, sheet_name=sheet, header=None, dtype=str, keep_default_na=False)
     if grid.empty:
-        raise ParamsError(f"{path}: sheet {book.sheet_names[sheet] if isinstance(sheet, int) else sheet!r} is empty")
+        raise ParamsError(f"{path}: sheet {name!r} is empty")
     filled = (grid.head(10) != "").sum(axis=1)
     # The header is the first row as wide as the table: a title row fills one or two cells only.
     header_at = int((filled >= filled.max() * 0.8).idxmax())
@@ -179,6 +197,8 @@ def _read_excel(path: Path, src: TableSource) -> pd.DataFrame:
     body = grid.iloc[header_at + 1:]
     body = body[(body != "").any(axis=1)]
     df = pd.DataFrame(body.to_numpy(), columns=header, dtype="str").reset_index(drop=True)
+    others = [n for n in book.sheet_names if n != name]
+    df.attrs["source"] = f"{path} (sheet {name!r}" + (f"; other sheets: {', '.join(others)})" if others else ")")
     return df
 
 
@@ -237,24 +257,31 @@ def read_raw(src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _read_sql(src: TableSource) -> pd.DataFrame:
     db = src.database or ""
-    if "://" in db:
-        import sqlalchemy  # optional: only SQL sources given as URLs need it
+    try:
+        if "://" in db:
+            import sqlalchemy  # only SQL sources given as URLs need it
 
-        with sqlalchemy.create_engine(db).connect() as conn:
-            return pd.read_sql_query(sqlalchemy.text(src.sql), conn)
-    path = Path(db)
-    if not path.is_file():
-        raise ParamsError(f"{path}: database file not found")
-    if path.read_bytes()[:16] == b"SQLite format 3\x00":
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            return pd.read_sql_query(src.sql, conn)
-    import duckdb
+            with sqlalchemy.create_engine(db).connect() as conn:
+                return pd.read_sql_query(sqlalchemy.text(src.sql), conn)
+        path = Path(db)
+        if not path.is_file():
+            raise ParamsError(f"{path}: database file not found")
+        if path.read_bytes()[:16] == b"SQLite format 3\x00":
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+                return pd.read_sql_query(src.sql, conn)
+        import duckdb
 
-    with duckdb.connect(str(path), read_only=True) as conn:
-        return conn.sql(src.sql).df()
+        with duckdb.connect(str(path), read_only=True) as conn:
+            return conn.sql(src.sql).df()
+    except ParamsError:
+        raise
+    except Exception as e:  # each driver has its own error classes; the message is what the user needs
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ParamsError(f"{db}: the query {src.sql!r} failed: {first}") from None
 
 
-def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str = "",
+                source: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rename source columns onto canonical names, derive what the CRM preset knows, map values.
 
     Order: ``columns:`` from params, then the preset's matches for names still free; every other column is renamed
@@ -272,6 +299,8 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
         Canonical table name (``opportunities``, ...).
     where : str
         Params location for error messages, e.g. ``data.opportunities``.
+    source : str
+        The input as named in error messages (file, sheet or query).
 
     Returns
     -------
@@ -281,21 +310,22 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
         ``source_column``, ``column``: the name each source column has now.
     """
     where = where or f"data.{table}"
+    source = source or str(src.path or "the query")
     preset = get_preset(src.preset)
     if preset.table and preset.table != table:
         raise ParamsError(f"{where}.preset: {src.preset!r} reads {preset.table} exports, not {table}")
     source_cols = [str(c) for c in raw.columns]
     rename: dict[str, str] = {}
-    for canonical, source in src.columns.items():
-        if source not in source_cols:
+    for canonical, column in src.columns.items():
+        if column not in source_cols:
             raise ParamsError(
-                f"{where}.columns.{canonical}: no column {source!r} in {src.path or 'the query'}"
-                f"{did_you_mean(source, source_cols)}"
+                f"{where}.columns.{canonical}: no column {column!r} in {source}"
+                f"{did_you_mean(column, source_cols)}"
             )
-        rename[source] = canonical
-    for source, name in preset.match(source_cols).items():
-        if source not in rename and name not in rename.values():
-            rename[source] = name
+        rename[column] = canonical
+    for column, name in preset.match(source_cols).items():
+        if column not in rename and name not in rename.values():
+            rename[column] = name
     taken = set(rename.values())
     for col in source_cols:
         if col not in rename:
@@ -384,8 +414,11 @@ def join_lookup(data: pd.DataFrame, join: Join, *, where: str) -> tuple[pd.DataF
     dk = _join_key(data[join.on], loose=join.match == "loose")
     added = table.reindex(dk.to_numpy()).set_axis(data.index)
     out = pd.concat([data, added], axis=1)
-    hit = dk.isin(set(lk.dropna())) & dk.notna()
-    exact = data[join.on].astype("str").str.strip().isin(set(lookup[key].astype("str").str.strip()))
+    # get_indexer rather than isin(set): isin on Arrow-backed text loops in Python
+    hit = pd.Series(pd.Index(lk.to_numpy()).get_indexer(dk.to_numpy()) >= 0, index=data.index) & dk.notna()
+    exact_keys = pd.Index(lookup[key].astype("str").str.strip().to_numpy())
+    exact = pd.Series(exact_keys.get_indexer(data[join.on].astype("str").str.strip().to_numpy()) >= 0,
+                      index=data.index)
     summary = {"path": str(join.path), "on": join.on, "rows": len(data), "matched": int(hit.sum()),
                "unmatched": int((~hit & dk.notna()).sum()),
                "unmatched_values": sorted(map(str, data.loc[~hit & dk.notna(), join.on].unique()[:5])),
@@ -403,12 +436,13 @@ def load_table(src: TableSource, *, table: str) -> Table:
         When the file is missing or unreadable, or a required column is neither present nor mapped.
     """
     raw, rejected = read_raw(src)
-    data, column_map = map_columns(raw, src, table=table)
+    source = raw.attrs.get("source") or (str(src.path) if src.path else f"sql: {src.sql} @ {src.database}")
+    data, column_map = map_columns(raw, src, table=table, source=source)
     ids_generated = False
     if table == "opportunities" and "opportunity_id" not in data.columns:
-        width = max(6, len(str(len(data))))
-        ids = [f"row-{i:0{width}d}" for i in range(1, len(data) + 1)]
-        data.insert(0, "opportunity_id", pd.array(ids, dtype="str"))
+        # ids from the export's data row numbers, so that an id names the row it came from
+        width = max(6, len(str(len(data) + len(rejected))))
+        data.insert(0, "opportunity_id", pd.array([f"row-{i + 1:0{width}d}" for i in data.index], dtype="str"))
         ids_generated = True
     missing = [c for c in REQUIRED[table] if c not in data.columns]
     if table == "activities" and "opportunity_id" not in data.columns and "account" not in data.columns:
@@ -416,14 +450,13 @@ def load_table(src: TableSource, *, table: str) -> Table:
     if missing:
         have = ", ".join(map(str, raw.columns[:12])) + (" ..." if raw.shape[1] > 12 else "")
         raise ParamsError(
-            f"data.{table}: {src.path or 'the query'} has no column for {', '.join(missing)}; "
+            f"data.{table}: {source} has no column for {', '.join(missing)}; "
             f"map one with `columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: {have})"
         )
     joins = []
     for i, j in enumerate(src.join):
         data, summary = join_lookup(data, j, where=f"data.{table}.join[{i}]")
         joins.append(summary)
-    source = str(src.path) if src.path else f"sql: {src.sql} @ {src.database}"
     sha = _sha256(Path(src.path)) if src.path else hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
     return Table(table, raw, data, column_map, source, sha, ids_generated,
                  placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins)
