@@ -66,9 +66,9 @@ def test_manifest_records_inputs_params_versions(project):
     code, run_dir = run(project, only=["01_works", "03_no_parameters"])
     m = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     raw = (project / "exp.csv").read_bytes()
-    assert m["inputs"] == [{"table": "experiment", "path": str(project / "exp.csv"),
-                            "sha256": hashlib.sha256(raw).hexdigest(), "rows": 2, "rows_clean": 2,
-                            "ids_generated": False}]
+    digest = hashlib.sha256(raw).hexdigest()
+    assert m["inputs"] == [{"table": "experiment", "path": str(project / "exp.csv"), "sha256": digest,
+                            "sha256_after": digest, "rows": 2, "rows_clean": 2, "ids_generated": False}]
     assert m["params"]["language"] == "zh" and m["run_name"] == "fx" and m["status"] == "ok"
     assert {"python", "pandas", "papermill", "funnel_lab"} <= set(m["versions"])
     assert {n["name"]: n["status"] for n in m["notebooks"]}["40_ab_test"] == "skipped"

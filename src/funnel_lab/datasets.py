@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from . import files
 
 __all__ = ["make_demo_tables", "write_demo_data"]
 
@@ -766,17 +766,6 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     return tables, truth
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed: int = 7) -> dict[str, Any]:
     """Write the synthetic demo CRM and its ground truth into ``out_dir``.
 
@@ -808,8 +797,6 @@ def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed
     out.mkdir(parents=True, exist_ok=True)
     tables, truth = make_demo_tables(rows=rows, seed=seed)
     for name in ("opportunities", "stage_history", "experiment"):
-        text = tables[name].to_csv(index=False, lineterminator="\n")
-        _write_atomic(out / f"{name}.csv", text.encode("utf-8"))
-    text = json.dumps(truth, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _write_atomic(out / "ground_truth.json", text.encode("utf-8"))
+        files.write_csv(out / f"{name}.csv", tables[name])
+    files.write_json(out / "ground_truth.json", truth)
     return truth

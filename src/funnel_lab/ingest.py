@@ -65,9 +65,10 @@ def snake_case(name: str) -> str:
     return re.sub(r"_+", "_", s).strip("_") or "column"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -419,7 +420,8 @@ def join_lookup(data: pd.DataFrame, join: Join, *, where: str) -> tuple[pd.DataF
     exact_keys = pd.Index(lookup[key].astype("str").str.strip().to_numpy())
     exact = pd.Series(exact_keys.get_indexer(data[join.on].astype("str").str.strip().to_numpy()) >= 0,
                       index=data.index)
-    summary = {"path": str(join.path), "on": join.on, "rows": len(data), "matched": int(hit.sum()),
+    summary = {"path": str(join.path), "sha256": file_sha256(join.path), "lookup_rows": len(lookup),
+               "on": join.on, "rows": len(data), "matched": int(hit.sum()),
                "unmatched": int((~hit & dk.notna()).sum()),
                "unmatched_values": sorted(map(str, data.loc[~hit & dk.notna(), join.on].unique()[:5])),
                "loose_only": sorted(map(str, data.loc[hit & ~exact, join.on].unique()[:5])),
@@ -457,7 +459,7 @@ def load_table(src: TableSource, *, table: str) -> Table:
     for i, j in enumerate(src.join):
         data, summary = join_lookup(data, j, where=f"data.{table}.join[{i}]")
         joins.append(summary)
-    sha = _sha256(Path(src.path)) if src.path else hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
+    sha = file_sha256(src.path) if src.path else hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
     return Table(table, raw, data, column_map, source, sha, ids_generated,
                  placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins)
 

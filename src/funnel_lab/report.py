@@ -23,9 +23,9 @@ import yaml
 
 from . import __version__, files
 from .config import KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, resolved_dict
-from .i18n import format_number, t
+from .i18n import catalogue, format_number, t
 from .clean import clean_tables
-from .ingest import load_tables
+from .ingest import file_sha256, load_tables
 from .schemas import validate_tables
 
 TEMPLATES = Path(str(resources.files("funnel_lab") / "templates"))
@@ -123,6 +123,9 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
          "rows": len(tbl.raw) + (len(tbl.rejected) if tbl.rejected is not None else 0),
          "rows_clean": len(cleaned[name].data), "ids_generated": tbl.ids_generated}
         for name, tbl in tables.items()
+    ] + [
+        {"table": f"{name} lookup", "path": j["path"], "sha256": j["sha256"], "rows": j["lookup_rows"]}
+        for name, tbl in tables.items() for j in tbl.joins or []
     ]
     for name in sorted(set(NOTEBOOKS) | set(notebooks)):
         spec = REGISTRY.get(name, NotebookSpec(name, needs=()))
@@ -310,6 +313,10 @@ def run_reports(
         line = f"[{i}/{len(todo)}] {res.name:<24} {res.status:<6} {res.seconds:6.1f} s"
         print(line + (f"  {res.error.splitlines()[0][:160]}" if res.error else ""), file=progress, flush=True)
 
+    # The raw exports are never written to; the manifest shows it with a second checksum after the run.
+    for entry in manifest["inputs"]:
+        if Path(entry["path"]).is_file():
+            entry["sha256_after"] = file_sha256(entry["path"])
     failed = any(r.status == "failed" for r in results.values())
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["status"] = "failed" if failed else "ok"
@@ -375,7 +382,7 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
         started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
         duration=f"{(finished - started).total_seconds():.0f} s" if finished else "",
-        data_files=data_files, version=__version__,
+        data_files=data_files, version=__version__, messages=catalogue(),
     )
 
 
