@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the browser tests and Chinese charts need from Debian's packages, when missing.
+# Installs what the tests need from Debian's packages, when missing: Chromium (HTML checks), CJK fonts (Chinese
+# chart labels) and PostgreSQL (the SQL-source test starts a throwaway server).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need+=(fonts-noto-cjk)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "funnel_lab: please install ${need[*]} (Debian/Ubuntu: apt-get install ${need[*]}); the browser tests need them." >&2
+  echo "funnel_lab: please install ${need[*]} (Debian/Ubuntu: apt-get install ${need[*]}); the tests need them." >&2
   exit 1
 fi
 echo "Installing ${need[*]} with apt-get ..."

@@ -78,3 +78,33 @@ def browser():
         ])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on a Unix socket (no TCP), as an SQLAlchemy URL. Missing is a failure."""
+    import glob
+    import shutil as sh
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL not found (/usr/lib/postgresql/*/bin/initdb): `make test` installs Debian's postgresql")
+    bindir = Path(found[-1]).parent
+    # The server refuses to run as root: run it as the postgres account that Debian's package creates.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="funnel_lab_pg_", dir="/tmp"))
+    if as_user:
+        sh.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", "54329"
+    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                              "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    opts = f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off"
+    subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(folder / "log"),
+                              "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@/postgres?host={folder}&port={port}"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        sh.rmtree(folder, ignore_errors=True)

@@ -230,7 +230,8 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
 
     def fix(d: dict, key: str, allow_url: bool = False) -> None:
         v = d.get(key)
-        if isinstance(v, str) and v and not (allow_url and "://" in v):
+        # a URL, or "${VAR}" read from the environment later, is not a path
+        if isinstance(v, str) and v and not (allow_url and ("://" in v or v.startswith("$"))):
             p = Path(v).expanduser()
             d[key] = str(p if p.is_absolute() else (base / p).resolve())
 
@@ -378,3 +379,17 @@ def _describe(err: dict, origin: dict[tuple, str], default_file: str) -> str:
 def resolved_dict(params: Params) -> dict:
     """The validated params as plain YAML/JSON-ready data (paths as strings, dates as ISO text)."""
     return params.model_dump(mode="json", exclude_none=True)
+
+
+def masked_dict(params: Params) -> dict:
+    """:func:`resolved_dict` for manifests and reports: passwords in database URLs masked."""
+    out = resolved_dict(params)
+    for src in out.get("data", {}).values():
+        if src.get("database"):
+            src["database"] = mask_url(src["database"])
+    return out
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:secret@host`` -> ``scheme://user:***@host``; anything else unchanged."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))

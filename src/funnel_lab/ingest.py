@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
 import re
 import sqlite3
 import warnings
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Join, ParamsError, TableSource, did_you_mean
+from .config import Join, ParamsError, TableSource, did_you_mean, mask_url
 from .presets import get_preset
 
 #: Required canonical columns per table (DESIGN.md); `opportunity_id` may be generated from row numbers.
@@ -257,7 +258,11 @@ def read_raw(src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _read_sql(src: TableSource) -> pd.DataFrame:
-    db = src.database or ""
+    # ${VAR} in the URL is read from the environment here only, so a password never reaches params or reports.
+    db = os.path.expandvars(src.database or "")
+    if "${" in db:
+        raise ParamsError(f"database {src.database!r}: environment variable {db[db.index('${'):].split('}')[0]}}} "
+                          f"is not set")
     try:
         if "://" in db:
             import sqlalchemy  # only SQL sources given as URLs need it
@@ -278,7 +283,7 @@ def _read_sql(src: TableSource) -> pd.DataFrame:
         raise
     except Exception as e:  # each driver has its own error classes; the message is what the user needs
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ParamsError(f"{db}: the query {src.sql!r} failed: {first}") from None
+        raise ParamsError(f"{mask_url(db)}: the query {src.sql!r} failed: {first}") from None
 
 
 def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str = "",
@@ -438,7 +443,7 @@ def load_table(src: TableSource, *, table: str) -> Table:
         When the file is missing or unreadable, or a required column is neither present nor mapped.
     """
     raw, rejected = read_raw(src)
-    source = raw.attrs.get("source") or (str(src.path) if src.path else f"sql: {src.sql} @ {src.database}")
+    source = raw.attrs.get("source") or (str(src.path) if src.path else f"sql: {src.sql} @ {mask_url(src.database)}")
     data, column_map = map_columns(raw, src, table=table, source=source)
     ids_generated = False
     if table == "opportunities" and "opportunity_id" not in data.columns:
@@ -459,7 +464,7 @@ def load_table(src: TableSource, *, table: str) -> Table:
     for i, j in enumerate(src.join):
         data, summary = join_lookup(data, j, where=f"data.{table}.join[{i}]")
         joins.append(summary)
-    sha = file_sha256(src.path) if src.path else hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
+    sha = file_sha256(src.path) if src.path else hashlib.sha256(f"{source}\n{src.sql}".encode()).hexdigest()
     return Table(table, raw, data, column_map, source, sha, ids_generated,
                  placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins)
 

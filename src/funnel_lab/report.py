@@ -22,7 +22,8 @@ import pandas as pd
 import yaml
 
 from . import __version__, files
-from .config import KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, resolved_dict
+from .config import (KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, masked_dict,
+                     resolved_dict)
 from .i18n import catalogue, format_number, t
 from .clean import clean_tables
 from .ingest import file_sha256, load_tables
@@ -299,7 +300,7 @@ def run_reports(
     manifest = {
         "run_name": params.run_name, "title": params.title, "started_at": started.isoformat(timespec="seconds"),
         "finished_at": None, "status": "running", "params_files": [str(Path(f).resolve()) for f in params_files],
-        "overrides": list(overrides or []), "params": resolved_dict(params), "inputs": plan.inputs,
+        "overrides": list(overrides or []), "params": masked_dict(params), "inputs": plan.inputs,
         "versions": _versions(), "funnel_lab_commit": _git_commit(), "notebooks": [],
     }
     results = {r.name: r for r in plan.skipped}
