@@ -64,3 +64,27 @@ def test_demo_data_command_writes_the_files(tmp_path):
     names = {p.name for p in (tmp_path / "d").iterdir()}
     assert {"opportunities.csv", "stage_history.csv", "experiment.csv", "ground_truth.json"} <= names
     assert json.loads((tmp_path / "d" / "ground_truth.json").read_text(encoding="utf-8"))["rows"] == 300
+
+
+def test_stages_prints_metrics_and_verdicts(demo_project):
+    res = cli("stages", "params/demo.yaml", cwd=demo_project)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "stage model 'b2b_v1' (rules): 4 stages" in out
+    for check in ("Win rate rises with stage", "Overall trend", "Separates won from lost", "Coverage", "Rules nest",
+                  "Stable over time"):
+        assert check in out
+    assert "compared with 'b2b_v0'" in out
+
+
+def test_stages_refuses_an_injected_rule_naming_the_stage(demo_project):
+    res = cli("stages", "params/demo.yaml", "--set", "stages.rules.intent=__import__('os').system('touch PWNED')",
+              cwd=demo_project)
+    assert res.returncode == 2
+    assert "stages.rules.intent" in res.stderr and "__import__" in res.stderr
+    assert not (demo_project / "PWNED").exists()
+
+
+def test_stages_unknown_column_did_you_mean(demo_project):
+    res = cli("stages", "params/demo.yaml", "--set", "stages.rules.intent=meetngs >= 1", cwd=demo_project)
+    assert res.returncode == 2 and "did you mean 'meetings'" in res.stderr

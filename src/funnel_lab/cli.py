@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="reports executed in parallel (default: %(default)s)")
     check = sub.add_parser("check", help="validate params and inputs without running notebooks")
     params_args(check)
+    st = sub.add_parser("stages", help="stage assignment and its quality checks as a terminal table (fast)")
+    params_args(st)
     demo = sub.add_parser("demo-data", help="write the synthetic demo CRM (CSV) and its ground truth")
     demo.add_argument("dir", type=Path)
     demo.add_argument("--rows", type=int, default=20_000, help="distinct opportunities (default: %(default)s)")
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if args.command == "check":
             return _check(args)
+        if args.command == "stages":
+            return _stages(args)
         if args.command == "demo-data":
             from .datasets import write_demo_data
 
@@ -87,6 +91,32 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  will run  {name}")
     for r in plan.skipped:
         print(f"  skip      {r.name}: {t(r.reason, 'en', tables='/'.join(_needs(r.name)))}")
+    return EXIT_OK
+
+
+def _stages(args: argparse.Namespace) -> int:
+    """Read, clean, assign and check: no notebooks, no kernel, a few seconds."""
+    from .clean import clean_table
+    from .config import load_params
+    from .expr import check_columns
+    from .ingest import load_table
+    from .stage_report import terminal_report
+    from .stages import assign_stages, build_model, check_model, load_model_file
+
+    params = load_params(args.params, args.overrides)
+    if params.data.opportunities is None or params.stages is None:
+        raise ParamsError("stages needs data.opportunities and a stages: model (rules or score) in the params")
+    src = params.data.opportunities
+    opp = clean_table(load_table(src, table="opportunities"), params.cleaning, date_format=src.date_format).data
+    model = build_model(params.stages)
+    for expr in list(model.rules.values()) + [e for e, _ in model.points]:
+        check_columns(expr, opp.columns)
+    checks = check_model(opp, assign_stages(opp, model), model)
+    other = None
+    if params.stages.compare_with is not None:
+        other_model = load_model_file(params.stages.compare_with, context="stages.compare_with")
+        other = (other_model, check_model(opp, assign_stages(opp, other_model), other_model))
+    print(terminal_report(checks, model, compare=other))
     return EXIT_OK
 
 

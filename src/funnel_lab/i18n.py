@@ -55,6 +55,13 @@ def format_percent(x: float | None, lang: str = "en", *, digits: int = 1) -> str
     return f"{100 * x:.{digits}f}%"
 
 
+def format_p(p: float | None) -> str:
+    """A p-value with its relation, for "p {}": ``= 0.012``, ``= 0.0031``, ``< 0.0001``."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "= –"
+    return "< 0.0001" if p < 1e-4 else f"= {p:.2g}" if p < 0.01 else f"= {p:.3f}"
+
+
 def set_plot_theme() -> None:
     """Seaborn's theme with fonts that draw Chinese labels (``set_theme`` resets fonts, so set them together)."""
     import matplotlib

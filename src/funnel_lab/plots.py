@@ -63,3 +63,44 @@ def plot_amounts(amount: pd.Series, *, title: str = "", ax: Axes | None = None) 
         ax.set_xscale("log")
     ax.set_title(title, loc="left")
     return ax
+
+
+def plot_win_rates(metrics: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+                   ax: Axes | None = None) -> Axes:
+    """Closed win rate per stage with its 95% interval; the stage's deal count under each point.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        ``stage``, ``n_closed``, ``win_rate``, ``ci_low``, ``ci_high`` (from :func:`funnel_lab.stages.stage_metrics`).
+    labels : dict, optional
+        Stage -> label shown on the axis.
+    """
+    data = metrics[metrics["n_closed"] > 0].reset_index(drop=True)
+    ax = _axes(ax, height=3.6)
+    x = np.arange(len(data))
+    err = np.vstack([data["win_rate"] - data["ci_low"], data["ci_high"] - data["win_rate"]])
+    ax.errorbar(x, data["win_rate"], yerr=err, fmt="o", color="#4c72b0", capsize=4, lw=1.5, ms=7)
+    ax.plot(x, data["win_rate"], color="#4c72b0", alpha=0.35)
+    names = [(labels or {}).get(s, s) for s in data["stage"]]
+    ax.set_xticks(x, [f"{n}\nn={c:,}" for n, c in zip(names, data["n_closed"])])
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_ylim(0, min(1, float(data["ci_high"].max()) * 1.15 + 0.02) if len(data) else 1)
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_stage_mix(shares: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+                   ax: Axes | None = None) -> Axes:
+    """Stacked shares of each stage by creation month (rows: months, columns: stages)."""
+    ax = _axes(ax, height=3.6)
+    bottom = np.zeros(len(shares))
+    colors = plt.get_cmap("Blues")(np.linspace(0.25, 0.95, max(1, shares.shape[1])))
+    for color, col in zip(colors, shares.columns):
+        ax.bar(shares.index.astype(str), shares[col], bottom=bottom, color=color, label=(labels or {}).get(col, col))
+        bottom += shares[col].to_numpy()
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_title(title, loc="left")
+    return ax

@@ -42,12 +42,13 @@ class NotebookSpec:
 
     name: str
     needs: tuple[str, ...]
+    needs_stage_model: bool = False  # stages.rules or stages.score
 
 
 #: What each report needs; a report whose tables are absent is skipped with a note in the index.
 REGISTRY = {
     "00_data_quality": NotebookSpec("00_data_quality", needs=TABLES),
-    "10_stage_design": NotebookSpec("10_stage_design", needs=("opportunities",)),
+    "10_stage_design": NotebookSpec("10_stage_design", needs=("opportunities",), needs_stage_model=True),
     "20_funnel": NotebookSpec("20_funnel", needs=("opportunities",)),
     "30_regression": NotebookSpec("30_regression", needs=("opportunities", "experiment")),
     "40_ab_test": NotebookSpec("40_ab_test", needs=("experiment",)),
@@ -136,8 +137,17 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
         elif spec.needs and not any(n in tables for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
+        elif spec.needs_stage_model and not (params.stages and (params.stages.rules or params.stages.score)):
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_model"))
         else:
             plan.run.append(name)
+    if "10_stage_design" in plan.run and "opportunities" in cleaned:
+        from .stages import build_model
+        from .expr import check_columns
+
+        model = build_model(params.stages)
+        for expr in list(model.rules.values()) + [e for e, _ in model.points]:
+            check_columns(expr, cleaned["opportunities"].data.columns)
     if plan.run:
         _check_kernel()
     return plan
@@ -379,7 +389,8 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
     return env.get_template("run_index.html.j2").render(
         lang=lang, t=lambda k, **kw: t(k, lang, **kw), m=manifest, reports=reports,
         status_label=t({"ok": "status.ok", "failed": "status.partial", "running": "status.running"}[manifest["status"]], lang),
-        headlines=[(t(f"headline.{k}", lang), format_number(v, lang)) for k, v in headlines.items()],
+        headlines=[(t(f"headline.{k}", lang), format_number(v, lang, digits=0 if float(v).is_integer() else 2))
+                   for k, v in headlines.items()],
         started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
         duration=f"{(finished - started).total_seconds():.0f} s" if finished else "",

@@ -12,11 +12,12 @@ from pandas.io.formats.style import Styler
 from IPython.display import HTML, Markdown, display
 
 from . import files
-from .config import Params, load_params
+from .config import Params, ParamsError, load_params
 from .i18n import catalogue, format_number, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
 from .ingest import Table, load_tables
 from .schemas import validate_tables
+from .stages import StageModel, assign_stages, build_model
 
 
 class RunContext:
@@ -53,6 +54,23 @@ class RunContext:
     def cleaned(self) -> dict[str, Cleaned]:
         """Every table after cleaning (see :mod:`funnel_lab.clean`)."""
         return clean_tables(self.tables, self.params)
+
+    @cached_property
+    def opportunities(self) -> pd.DataFrame:
+        """The cleaned opportunities (the table most analyses start from)."""
+        return self.cleaned["opportunities"].data
+
+    @cached_property
+    def stage_model(self) -> StageModel:
+        """The params' stage model, parsed and whitelisted (nothing evaluated yet)."""
+        if self.params.stages is None:
+            raise ParamsError("stages: no stage model in the params")
+        return build_model(self.params.stages)
+
+    @cached_property
+    def stages(self) -> pd.DataFrame:
+        """Stage per cleaned opportunity: ``opportunity_id``, ``stage``, ``stage_rank``, ``score``."""
+        return assign_stages(self.opportunities, self.stage_model)
 
     @cached_property
     def validation(self) -> pd.DataFrame:
@@ -108,6 +126,8 @@ class RunContext:
                 shown[col] = shown[col].map(self.percent)
             elif pd.api.types.is_integer_dtype(df[col]):
                 shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,}")
+            elif pd.api.types.is_float_dtype(df[col]):
+                shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,.2f}" if abs(x) < 1e6 else f"{x:,.0f}")
             elif pd.api.types.is_bool_dtype(df[col]):
                 shown[col] = shown[col].map(lambda x: self.t("value.yes") if x is True else self.t("value.no"))
         shown = shown.astype("object").where(shown.notna(), "")

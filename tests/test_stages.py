@@ -1,0 +1,143 @@
+"""Stage models: statistics against independent computations, and the demo's ground truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.proportion import proportion_confint
+
+from funnel_lab.clean import clean_tables
+from funnel_lab.config import ParamsError, Stages, load_params
+from funnel_lab.datasets import write_demo_data
+from funnel_lab.ingest import load_tables
+from funnel_lab.stages import (assign_stages, build_model, check_model, cochran_armitage, compare_models,
+                               propose_bands, psi, rank_auc, stage_metrics, wilson_interval)
+
+GOOD = {"potential": "True", "intent": "meetings >= 1 or emails_replied >= 2", "evaluation": "demo or trial",
+        "decision": "quote_sent and budget_confirmed"}
+# the least engaged deals called "decision": win rates must fall, and the checks must say so
+INVERTED = {"potential": "True", "intent": "quote_sent and budget_confirmed", "evaluation": "demo or trial",
+            "decision": "meetings == 0 and emails_replied == 0"}
+ORDER = ["potential", "intent", "evaluation", "decision"]
+
+
+@pytest.fixture(scope="module")
+def demo_opps(tmp_path_factory, demo_project):
+    folder = tmp_path_factory.mktemp("stages_demo")
+    write_demo_data(folder / "data" / "demo", rows=6000, seed=5)
+    (folder / "params").mkdir()
+    (folder / "params" / "demo.yaml").write_text((demo_project / "params" / "demo.yaml").read_text(encoding="utf-8"),
+                                                 encoding="utf-8")
+    params = load_params([folder / "params" / "demo.yaml"])
+    return clean_tables(load_tables(params), params)["opportunities"].data
+
+
+def model(rules=None, **kw):
+    cfg = {"model": "m", "order": ORDER, **({"method": "rules", "rules": rules} if rules else kw)}
+    return build_model(Stages.model_validate(cfg))
+
+
+def test_wilson_matches_statsmodels():
+    won, n = np.array([0, 3, 50, 99, 10]), np.array([10, 7, 120, 100, 10])
+    low, high = wilson_interval(won, n)
+    ref_low, ref_high = proportion_confint(won, n, alpha=0.05, method="wilson")
+    np.testing.assert_allclose(low, ref_low, atol=1e-12)
+    np.testing.assert_allclose(high, ref_high, atol=1e-12)
+
+
+def test_rank_auc_matches_scikit_learn_with_ties():
+    rng = np.random.default_rng(3)
+    rank = rng.integers(0, 5, 500)
+    won = (rng.random(500) < 0.1 + 0.15 * rank).astype(int)
+    assert rank_auc(rank, won) == pytest.approx(roc_auc_score(won, rank), abs=1e-12)
+
+
+def test_psi_by_hand():
+    e, a = np.array([50, 30, 20]), np.array([30, 30, 40])
+    by_hand = (0.3 - 0.5) * np.log(0.3 / 0.5) + 0 + (0.4 - 0.2) * np.log(0.4 / 0.2)
+    assert psi(e, a) == pytest.approx(by_hand, rel=1e-9)
+    assert psi(e, e) == 0
+
+
+def test_cochran_armitage_reproduces_agresti():
+    # Agresti, Categorical Data Analysis (2nd ed.), sec. 5.3.5: maternal alcohol and malformation, scores 0, .5,
+    # 1.5, 4, 7; reported M^2 = 6.57 (z = 2.56), P = 0.01 for the one-sided trend.
+    present = np.array([48, 38, 5, 1, 1])
+    n = present + np.array([17066, 14464, 788, 126, 37])
+    z, p = cochran_armitage(present, n, np.array([0, 0.5, 1.5, 4.0, 7.0]))
+    assert z == pytest.approx(2.56, abs=0.01)
+    assert p == pytest.approx(0.0052, abs=0.0005)  # one-sided; Agresti's 0.01 is two-sided
+
+
+def test_assign_rules_takes_the_highest_true_stage():
+    df = pd.DataFrame({"opportunity_id": list("abcd"), "meetings": [0, 1, 3, 0], "demo": [False, False, True, True],
+                       "quote_sent": [False, False, True, False], "budget_confirmed": [False, False, True, True],
+                       "emails_replied": [0, 0, 0, 5], "trial": [False] * 4})
+    out = assign_stages(df, model(GOOD))
+    assert out["stage"].tolist() == ["potential", "intent", "decision", "evaluation"]
+    assert out["stage_rank"].tolist() == [1, 2, 4, 3] and out["score"].isna().all()
+    strict = model({**GOOD, "potential": "meetings >= 1"})
+    assert assign_stages(df, strict)["stage"].tolist()[0] == "unassigned"
+
+
+def test_assign_score_sums_points_into_bands():
+    df = pd.DataFrame({"opportunity_id": list("abc"), "visits": [1, 6, 9], "budget_confirmed": [False, True, True]})
+    m = model(method="score", score={"points": [{"when": "visits >= 5", "points": 10},
+                                                {"when": "budget_confirmed", "points": 25}],
+                                     "bands": {"potential": 0, "intent": 20, "evaluation": 30, "decision": 70}})
+    out = assign_stages(df, m)
+    assert out["score"].tolist() == [0, 35, 35] and out["stage"].tolist() == ["potential", "evaluation", "evaluation"]
+
+
+def test_stage_metrics_counts_by_hand():
+    st = pd.DataFrame({"stage_rank": [0, 1, 1, 1, 2, 2]})
+    won = pd.Series([np.nan, 1, 0, np.nan, 1, 1])
+    m = stage_metrics(st, won, model(GOOD))
+    assert m["stage"].tolist() == ["unassigned"] + ORDER
+    assert m["n"].tolist() == [1, 3, 2, 0, 0] and m["n_closed"].tolist() == [0, 2, 2, 0, 0]
+    assert m["won"].tolist() == [0, 1, 2, 0, 0] and m["win_rate"].tolist()[1:3] == [0.5, 1.0]
+
+
+def test_the_good_model_passes_and_the_inverted_one_is_flagged(demo_opps):
+    good = check_model(demo_opps, assign_stages(demo_opps, model(GOOD)), model(GOOD))
+    assert good.verdicts["monotonicity"] == "ok" and good.verdicts["trend"] == "ok"
+    assert good.metrics.loc[1:, "win_rate"].is_monotonic_increasing and good.auc > 0.65
+    bad_model = model(INVERTED)
+    bad = check_model(demo_opps, assign_stages(demo_opps, bad_model), bad_model)
+    assert bad.verdicts["monotonicity"] == "fail" and bad.inversions["significant"].any()
+    assert bad.auc < good.auc
+
+
+def test_rules_that_do_not_nest_are_reported(demo_opps):
+    c = check_model(demo_opps, assign_stages(demo_opps, model(GOOD)), model(GOOD))
+    by_hand = int((demo_opps["quote_sent"].fillna(False) & demo_opps["budget_confirmed"].fillna(False)
+                   & ~(demo_opps["demo"].fillna(False) | demo_opps["trial"].fillna(False))).sum())
+    got = c.skipped.set_index(["higher", "lower"])["n"]
+    assert got.get(("decision", "evaluation"), 0) == by_hand
+
+
+def test_compare_models_transition_matrix(demo_opps):
+    a, b = model(GOOD), model(INVERTED)
+    sa, sb = assign_stages(demo_opps, a), assign_stages(demo_opps, b)
+    cmp = compare_models(demo_opps, sa, sb, a, b)
+    assert cmp["transitions"].to_numpy().sum() == len(demo_opps)
+    assert cmp["moves"]["n"].sum() == int((sa["stage"] != sb["stage"]).sum())
+
+
+def test_proposed_bands_give_rising_win_rates(demo_opps):
+    m = model(method="score", score={"points": [{"when": "meetings >= 1", "points": 10},
+                                                {"when": "demo", "points": 20},
+                                                {"when": "budget_confirmed", "points": 30},
+                                                {"when": "quote_sent", "points": 20}],
+                                     "bands": {"potential": 0, "intent": 5, "evaluation": 15, "decision": 25}})
+    st = assign_stages(demo_opps, m)
+    prop = propose_bands(st["score"], pd.to_numeric(demo_opps["won"]), m)
+    assert prop["proposed_min"].dropna().is_monotonic_increasing
+    assert prop["win_rate_proposed"].dropna().is_monotonic_increasing
+
+
+def test_model_errors_name_the_stage():
+    with pytest.raises(ParamsError, match="stages.rules: no rule for stage 'decision'"):
+        model({k: v for k, v in GOOD.items() if k != "decision"})
+    with pytest.raises(ParamsError, match="stages.rules.intent"):
+        model({**GOOD, "intent": "__import__('os').system('x')"})
