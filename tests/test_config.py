@@ -124,3 +124,12 @@ def test_demo_params_validate():
     zh = load_params([root / "params" / "demo.yaml", root / "params" / "demo_zh.yaml"])
     assert (zh.run_name, zh.language) == ("demo_zh", "zh")
     assert zh.data.opportunities.path == p.data.opportunities.path
+
+
+def test_stage_model_in_its_own_file_with_paths_relative_to_it(tmp_path):
+    write(tmp_path / "models" / "v0.yaml", "stages:\n  order: [a]\n  rules: {a: 'True'}\n")
+    write(tmp_path / "models" / "v1.yaml", "order: [a, b]\nmethod: rules\nrules: {a: 'True', b: 'x > 1'}\n"
+                                           "compare_with: v0.yaml\n")
+    p = load_params([write(tmp_path / "params" / "p.yaml", "stages: ../models/v1.yaml\n")])
+    assert p.stages.order == ["a", "b"] and p.stages.rules["b"] == "x > 1"
+    assert p.stages.compare_with == (tmp_path / "models" / "v0.yaml").resolve()

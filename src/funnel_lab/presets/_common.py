@@ -324,3 +324,20 @@ def add_status(df: pd.DataFrame, status: pd.Series | None) -> pd.DataFrame:
 def col(df: pd.DataFrame, name: str) -> pd.Series | None:
     """``df[name]`` or None when the export has no such column."""
     return df[name] if name in df.columns else None
+
+
+def derive_from_stage(df: pd.DataFrame) -> pd.DataFrame:
+    """Status from the stage label (:func:`stage_status`), then the close-date split: for exports without flags.
+
+    Parameters
+    ----------
+    df : DataFrame
+        An export renamed with :meth:`Preset.match`, text cells.
+
+    Returns
+    -------
+    DataFrame
+        A new frame with ``status``, ``closed_at``, ``expected_close_at``.
+    """
+    status = stage_status(df["crm_stage"]) if "crm_stage" in df.columns else None
+    return split_close_date(add_status(df, status))

@@ -19,34 +19,14 @@ crm_probability     Probability (%), Probability (already 0-100)
 
 Deal Name, Contact Name, Next Step, Expected Revenue and the rest stay as features.
 
-Status (:func:`derive_deals`) from Stage: "Closed Won" -> won; "Closed Lost", "Closed-Lost to Competition",
+Status (:func:`._common.derive_from_stage`) from Stage: "Closed Won" -> won; "Closed Lost", "Closed-Lost to Competition",
 "Closed Lost to Competition" (any "Closed ... Lost" spelling) -> lost; any other stage open; missing for a blank
 stage.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-
-from ._common import Preset, add_status, split_close_date, stage_status
-
-
-def derive_deals(df: pd.DataFrame) -> pd.DataFrame:
-    """Status from Stage, then the Closing Date split.
-
-    Parameters
-    ----------
-    df : DataFrame
-        A Deals export renamed with :meth:`Preset.match`, text cells.
-
-    Returns
-    -------
-    DataFrame
-        A new frame with ``status``, ``closed_at``, ``expected_close_at``.
-    """
-    status = stage_status(df["crm_stage"]) if "crm_stage" in df.columns else None
-    return split_close_date(add_status(df, status))
-
+from ._common import Preset, derive_from_stage
 
 PRESET = Preset(
     name="zoho",
@@ -63,5 +43,5 @@ PRESET = Preset(
         "segment": ("Type",),
         "crm_probability": ("Probability (%)", "Probability"),
     },
-    derive_fn=derive_deals,
+    derive_fn=derive_from_stage,
 )
