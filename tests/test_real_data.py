@@ -79,14 +79,18 @@ def test_ab_udacity_mismatches_and_repeated_users(shared_data):
 
 
 @pytest.mark.parametrize("name, reports", [
-    ("salesforce_devorg", ["00_data_quality", "10_stage_design"]), ("maven_crm", ["00_data_quality", "10_stage_design"]),
-    ("xeducation_leads", ["00_data_quality", "10_stage_design"]), ("ab_udacity", ["00_data_quality"])])
+    ("salesforce_devorg", ["00_data_quality", "10_stage_design", "20_funnel"]),
+    ("maven_crm", ["00_data_quality", "10_stage_design", "20_funnel"]),
+    ("xeducation_leads", ["00_data_quality", "10_stage_design", "20_funnel"]), ("ab_udacity", ["00_data_quality"])])
 def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
     res = cli("run", str(EXAMPLES / f"{name}.yaml"), "--out", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     run_dir = Path(res.stdout.strip()).parent
     assert sorted(p.stem for p in run_dir.glob("[0-9][0-9]_*.html")) == reports
     assert (run_dir / "data" / "cleaning_audit.csv").is_file()
+    if "20_funnel" in reports:
+        funnel = pd.read_csv(run_dir / "data" / "funnel.csv")
+        assert set(funnel["mode"]) <= {"any", "strict"} and funnel["reached"].is_monotonic_decreasing is not None
     if "10_stage_design" in reports:
         metrics = pd.read_csv(run_dir / "data" / "stage_metrics.csv")
         stages = pd.read_csv(run_dir / "data" / "stages.csv")

@@ -52,6 +52,20 @@ class Cleaned:
     standardised: pd.DataFrame  # column, before, after, cells
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def merged_ids(self) -> pd.Series:
+        """Removed duplicate id -> the id of the record kept for it, so that other tables (stage history) follow the
+        merge instead of pointing at a quarantined row."""
+        d = self.duplicates
+        if d.empty:
+            return pd.Series(dtype="str")
+        id_col = d.columns[2]
+        kept = d[d["kept"]].set_index(["match", "group"])[id_col]
+        removed = d[~d["kept"]]
+        target = pd.Series(kept.reindex(pd.MultiIndex.from_frame(removed[["match", "group"]])).to_numpy(),
+                           index=removed[id_col].to_numpy())
+        return target[target.index != target.to_numpy()].dropna()
+
 
 class _Recorder:
     """Collects audit rows and removed rows while the steps run."""

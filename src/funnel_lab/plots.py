@@ -104,3 +104,52 @@ def plot_stage_mix(shares: pd.DataFrame, *, labels: dict[str, str] | None = None
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_title(title, loc="left")
     return ax
+
+
+def plot_funnel(funnel: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+                ax: Axes | None = None) -> Axes:
+    """Deals reaching each stage, ``any`` and ``strict`` side by side (from :func:`funnel_lab.funnel.funnel_table`)."""
+    modes = [m for m in ("any", "strict") if m in set(funnel["mode"])]
+    stages = list(dict.fromkeys(funnel["stage"]))
+    ax = _axes(ax, height=0.55 * len(stages) + 1.2)
+    y = np.arange(len(stages))
+    height = 0.8 / len(modes)
+    for i, (mode, color) in enumerate(zip(modes, ("#4c72b0", "#dd8452"))):
+        part = funnel[funnel["mode"] == mode].set_index("stage").reindex(stages)
+        ax.barh(y + i * height, part["reached"], height=height, color=color, label=mode)
+        for yy, v in zip(y + i * height, part["reached"]):
+            ax.annotate(f"{int(v):,}", (v, yy), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(y + height * (len(modes) - 1) / 2, [(labels or {}).get(s, s) for s in stages])
+    ax.invert_yaxis()
+    ax.legend(frameon=False, loc="lower right")
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_cohorts(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Heatmap of cumulative win share by creation month (rows) and months elapsed (columns); blank = immature."""
+    import seaborn as sns
+
+    ax = _axes(ax, height=0.3 * len(table) + 1.5)
+    sns.heatmap(table.astype(float), ax=ax, cmap="Blues", annot=len(table.columns) <= 13, fmt=".0%", cbar=False,
+                annot_kws={"fontsize": 7}, mask=table.isna())
+    ax.set_yticklabels([str(i) for i in table.index], rotation=0)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, ax: Axes | None = None) -> Axes:
+    """Raw win rate with its interval (grey) and the shrunk rate (blue) per group, best shrunk rate first."""
+    data = rates.head(top).iloc[::-1]
+    ax = _axes(ax, height=0.3 * len(data) + 1.2)
+    y = np.arange(len(data))
+    ax.hlines(y, data["ci_low"], data["ci_high"], color="#bbbbbb", lw=2)
+    ax.plot(data["win_rate"], y, "o", color="#999999", ms=4, label="raw")
+    ax.plot(data["shrunk_win_rate"], y, "D", color="#4c72b0", ms=5, label="shrunk")
+    ax.set_yticks(y, [f"{g} (n={n:,})" for g, n in zip(data["group"], data["closed"])])
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.legend(frameon=False, loc="lower right")
+    ax.set_title(title, loc="left")
+    return ax

@@ -24,7 +24,7 @@ import yaml
 from . import __version__, files
 from .config import (KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, masked_dict,
                      resolved_dict)
-from .i18n import catalogue, format_number, t
+from .i18n import catalogue, format_number, format_percent, t
 from .clean import clean_tables
 from .ingest import file_sha256, load_tables
 from .schemas import validate_tables
@@ -42,14 +42,14 @@ class NotebookSpec:
 
     name: str
     needs: tuple[str, ...]
-    needs_stage_model: bool = False  # stages.rules or stages.score
+    needs_stages: str | None = None  # "order": stages.order; "model": stages.rules or stages.score too
 
 
 #: What each report needs; a report whose tables are absent is skipped with a note in the index.
 REGISTRY = {
     "00_data_quality": NotebookSpec("00_data_quality", needs=TABLES),
-    "10_stage_design": NotebookSpec("10_stage_design", needs=("opportunities",), needs_stage_model=True),
-    "20_funnel": NotebookSpec("20_funnel", needs=("opportunities",)),
+    "10_stage_design": NotebookSpec("10_stage_design", needs=("opportunities",), needs_stages="model"),
+    "20_funnel": NotebookSpec("20_funnel", needs=("opportunities",), needs_stages="order"),
     "30_regression": NotebookSpec("30_regression", needs=("opportunities", "experiment")),
     "40_ab_test": NotebookSpec("40_ab_test", needs=("experiment",)),
     "50_targeting": NotebookSpec("50_targeting", needs=("opportunities",)),
@@ -137,7 +137,9 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
         elif spec.needs and not any(n in tables for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
-        elif spec.needs_stage_model and not (params.stages and (params.stages.rules or params.stages.score)):
+        elif spec.needs_stages and params.stages is None:
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_order"))
+        elif spec.needs_stages == "model" and not (params.stages.rules or params.stages.score):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_model"))
         else:
             plan.run.append(name)
@@ -185,7 +187,7 @@ def execute_notebook(job: Job) -> NotebookResult:
             parameters={"params_file": str(job.params_file), "out_dir": str(job.out_root)},
             kernel_name=job.kernel, cwd=str(job.notebook.parent),
             progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # the kernel's TCP notice is noise in cron mail
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # the kernel's TCP notice is noise in cron mail
         )
     except pm.PapermillExecutionError as e:
         error = f"{e.ename}: {e.evalue}"
@@ -389,8 +391,8 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
     return env.get_template("run_index.html.j2").render(
         lang=lang, t=lambda k, **kw: t(k, lang, **kw), m=manifest, reports=reports,
         status_label=t({"ok": "status.ok", "failed": "status.partial", "running": "status.running"}[manifest["status"]], lang),
-        headlines=[(t(f"headline.{k}", lang), format_number(v, lang, digits=0 if float(v).is_integer() else 2))
-                   for k, v in headlines.items()],
+        headlines=[(t(f"headline.{k}", lang), format_percent(v, lang) if k.endswith("rate") else
+                     format_number(v, lang, digits=0 if float(v).is_integer() else 2)) for k, v in headlines.items()],
         started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
         duration=f"{(finished - started).total_seconds():.0f} s" if finished else "",

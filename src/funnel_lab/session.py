@@ -72,6 +72,13 @@ class RunContext:
         """Stage per cleaned opportunity: ``opportunity_id``, ``stage``, ``stage_rank``, ``score``."""
         return assign_stages(self.opportunities, self.stage_model)
 
+    def stage_labels(self) -> dict[str, str]:
+        """Stage -> its label in the report language (``stages.labels``), won/lost and unassigned included."""
+        names = list(self.params.stages.order) if self.params.stages else []
+        own = self.params.stages.labels.get(self.lang, {}) if self.params.stages else {}
+        return {"unassigned": self.t("stage.unassigned"), "won": self.t("headline.won"),
+                "lost": self.t("headline.lost"), **{s: own.get(s, s) for s in names}}
+
     @cached_property
     def validation(self) -> pd.DataFrame:
         """Schema failures of the cleaned tables (empty when valid)."""

@@ -1,0 +1,261 @@
+"""The funnel from stage history: deals (not transitions) reaching each stage, dynamics, time in stage, win rates."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+FUNNEL_COLUMNS = ["mode", "stage", "reached", "advanced", "conversion_rate", "cumulative_rate"]
+TERMINAL = ("won", "lost")
+
+
+def _history_ranks(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """History rows with ``rank`` (1..K for the stages in order, K+1 won, K+2 lost; 0 for names not mapped)."""
+    ranks = {s: i for i, s in enumerate(order, start=1)} | {"won": len(order) + 1, "lost": len(order) + 2}
+    h = history[["opportunity_id", "stage", "entered_at"]].copy()
+    h["rank"] = h["stage"].astype("str").map(ranks).fillna(0).astype("int64")
+    return h
+
+
+def unmapped_stages(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """History stage names that are neither in ``order`` nor won/lost: ``stage``, ``rows`` (map them with values)."""
+    known = set(order) | set(TERMINAL)
+    bad = history.loc[~history["stage"].astype("str").isin(known), "stage"]
+    return bad.value_counts().rename_axis("stage").reset_index(name="rows")
+
+
+def deal_reach(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """How far each deal with history got, computed in DuckDB (deals, not transitions, are counted).
+
+    Returns
+    -------
+    DataFrame
+        ``opportunity_id``, ``any_reach`` (highest stage rank in its history; K+1 when won), ``strict_reach``
+        (highest k with every stage 1..k present and first entered in order; K+1 when won and strict to K),
+        ``status``.
+    """
+    k = len(order)
+    h = _history_ranks(history, order)
+    opp = opportunities[["opportunity_id", "status"]]
+    con = duckdb.connect()
+    con.register("h", h)
+    con.register("opp", opp)
+    out = con.sql(f"""
+        with firsts as (
+            select opportunity_id, rank, min(entered_at) as first_at
+            from h where rank between 1 and {k} group by opportunity_id, rank),
+        ordered as (
+            select opportunity_id, rank, first_at,
+                   row_number() over (partition by opportunity_id order by rank) as rn,
+                   lag(first_at) over (partition by opportunity_id order by rank) as prev_at
+            from firsts),
+        reach as (
+            select opportunity_id, max(rank) as any_reach,
+                   -- the first break in 1, 2, ..., k (a missing stage or an earlier first entry) ends the strict path
+                   coalesce(min(case when rank <> rn or first_at < prev_at then rn end) - 1, max(rn)) as strict_reach
+            from ordered group by opportunity_id),
+        deals as (select distinct opportunity_id from h)
+        select d.opportunity_id,
+               case when o.status = 'won' then {k + 1} else coalesce(r.any_reach, 0) end as any_reach,
+               case when o.status = 'won' and coalesce(r.strict_reach, 0) = {k} then {k + 1}
+                    else coalesce(r.strict_reach, 0) end as strict_reach,
+               o.status
+        from deals d left join reach r using (opportunity_id) left join opp o using (opportunity_id)
+        order by d.opportunity_id
+    """).df()
+    con.close()
+    return out
+
+
+def funnel_table(reach: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """``data/funnel.csv``: per mode (``any``, ``strict``) and stage (the order, then ``won``) the deals that reached it.
+
+    advanced = reached of the next row; conversion_rate = advanced / reached; cumulative_rate = reached / reached of
+    the first stage.
+    """
+    rows = []
+    names = list(order) + ["won"]
+    for mode in ("any", "strict"):
+        col = reach[f"{mode}_reach"].to_numpy()
+        reached = np.array([(col >= i).sum() for i in range(1, len(names) + 1)])
+        advanced = np.append(reached[1:], np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conv = np.where(reached > 0, advanced / reached, np.nan)
+            cum = reached / reached[0] if reached[0] else np.full(len(reached), np.nan)
+        rows += [{"mode": mode, "stage": s, "reached": int(r), "advanced": a, "conversion_rate": c,
+                  "cumulative_rate": u} for s, r, a, c, u in zip(names, reached, advanced, conv, cum)]
+    out = pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
+    out["advanced"] = out["advanced"].astype("Int64")
+    return out
+
+
+def funnel_from_current_stage(opportunities: pd.DataFrame, stages: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """The funnel when there is no stage history: a deal reached its current stage and every stage before it.
+
+    This undercounts deals that moved on (a lost deal counts only up to the stage it had when it was lost) and has
+    no strict mode; the report says so. ``stages`` holds ``stage_rank`` per opportunity (e.g. the stage model's).
+    """
+    k = len(order)
+    reach = stages["stage_rank"].to_numpy().copy()
+    reach[(opportunities["status"] == "won").to_numpy()] = k + 1
+    out = funnel_table(pd.DataFrame({"any_reach": reach, "strict_reach": reach}), order)
+    return out[out["mode"] == "any"].reset_index(drop=True)
+
+
+def stage_dynamics(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per deal: ``skips`` (moves forward past a stage), ``backward`` moves, ``re_entries`` (a stage entered again)
+    and ``reopened`` (a stage entered after won/lost), from the history in time order."""
+    h = _history_ranks(history, order)
+    h = h[h["rank"] > 0].sort_values(["opportunity_id", "entered_at", "rank"], kind="stable")
+    k = len(order)
+    nxt = h.groupby("opportunity_id")["rank"].shift(-1)
+    r = h["rank"]
+    open_rank = r <= k
+    frame = pd.DataFrame({
+        "opportunity_id": h["opportunity_id"],
+        "skips": (open_rank & (nxt <= k) & (nxt > r + 1)).astype(int),
+        "backward": (open_rank & (nxt < r)).astype(int),
+        "reopened": ((r > k) & (nxt <= k)).astype(int),
+    })
+    per = frame.groupby("opportunity_id", sort=True)[["skips", "backward", "reopened"]].sum()
+    entries = h[open_rank].groupby(["opportunity_id", "rank"]).size()
+    per["re_entries"] = (entries - 1).groupby(level=0).sum().reindex(per.index, fill_value=0)
+    return per.reset_index()
+
+
+def stage_durations(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[str], *,
+                    as_of: pd.Timestamp) -> pd.DataFrame:
+    """Days spent in each stage per deal, summed over visits; a deal still in a stage is censored at ``as_of``.
+
+    Returns
+    -------
+    DataFrame
+        ``opportunity_id``, ``stage``, ``days`` (cumulative over visits), ``left`` (True when the deal has left the
+        stage; False when it is still there: censored), ``current`` (True for an open deal's current stage).
+    """
+    h = _history_ranks(history, order)
+    h = h[h["rank"] > 0].sort_values(["opportunity_id", "entered_at", "rank"], kind="stable")
+    status = opportunities.set_index("opportunity_id")["status"]
+    closed_at = opportunities.set_index("opportunity_id")["closed_at"] if "closed_at" in opportunities else None
+    end = h.groupby("opportunity_id")["entered_at"].shift(-1)
+    last = end.isna()
+    is_open = h["opportunity_id"].map(status).eq("open").to_numpy()
+    if closed_at is not None:
+        # a closed deal whose history stops before its outcome left the stage when it closed
+        end = end.where(~last | is_open, h["opportunity_id"].map(closed_at))
+    end = end.where(~(last & is_open), as_of)
+    h = h.assign(days=(end - h["entered_at"]).dt.total_seconds() / 86400, left=~(last & is_open).to_numpy(),
+                 current=(last & is_open).to_numpy())
+    h = h[(h["rank"] <= len(order)) & h["days"].notna()]
+    out = h.groupby(["opportunity_id", "stage"], sort=False).agg(days=("days", "sum"), left=("left", "all"),
+                                                                  current=("current", "any")).reset_index()
+    return out
+
+
+def time_in_stage(durations: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Kaplan-Meier median and 90th percentile of days per stage, open deals censored rather than dropped.
+
+    Returns
+    -------
+    DataFrame
+        ``stage``, ``deals``, ``still_in_stage`` (censored), ``median_days``, ``p90_days`` (NaN where the curve
+        never falls that far), ``naive_median_days`` (completed stays only: what dropping open deals would say).
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    rows = []
+    for stage in order:
+        d = durations[durations["stage"] == stage]
+        if d.empty:
+            rows.append({"stage": stage, "deals": 0, "still_in_stage": 0, "median_days": np.nan, "p90_days": np.nan,
+                         "naive_median_days": np.nan})
+            continue
+        sf = SurvfuncRight(d["days"].clip(lower=0).to_numpy(), d["left"].astype(int).to_numpy())
+        rows.append({"stage": stage, "deals": len(d), "still_in_stage": int((~d["left"]).sum()),
+                     "median_days": float(sf.quantile(0.5)), "p90_days": float(sf.quantile(0.9)),
+                     "naive_median_days": float(d.loc[d["left"], "days"].median())})
+    return pd.DataFrame(rows)
+
+
+def stalled_deals(durations: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
+    """Open deals whose days in their current stage exceed that stage's 90th percentile: the list to act on."""
+    cur = durations[durations["current"]].merge(times[["stage", "p90_days"]], on="stage")
+    out = cur[cur["days"] > cur["p90_days"]].sort_values("days", ascending=False)
+    return out[["opportunity_id", "stage", "days", "p90_days"]].reset_index(drop=True)
+
+
+def win_rates(opportunities: pd.DataFrame) -> dict[str, float]:
+    """Named win rates and pipeline speed.
+
+    Returns
+    -------
+    dict
+        ``closed_win_rate`` = won / (won + lost); ``cohort_win_rate`` = won / all created; ``cycle_days`` = median
+        days created -> closed of won deals; ``open``; ``avg_won_amount``; ``velocity_per_day`` = open x average won
+        amount x closed win rate / mean cycle days of won deals.
+    """
+    status = opportunities["status"]
+    won, lost = int((status == "won").sum()), int((status == "lost").sum())
+    out = {"won": won, "lost": lost, "open": int((status == "open").sum()),
+           "closed_win_rate": won / (won + lost) if won + lost else np.nan,
+           "cohort_win_rate": won / len(status) if len(status) else np.nan}
+    w = opportunities[status == "won"]
+    cycle = (w["closed_at"] - w["created_at"]).dt.days if {"closed_at", "created_at"} <= set(w.columns) else pd.Series()
+    out["cycle_days"] = float(cycle.median()) if len(cycle.dropna()) else np.nan
+    out["avg_won_amount"] = float(w["amount"].mean()) if "amount" in w and w["amount"].notna().any() else np.nan
+    mean_cycle = float(cycle.mean()) if len(cycle.dropna()) else np.nan
+    out["velocity_per_day"] = (out["open"] * out["avg_won_amount"] * out["closed_win_rate"] / mean_cycle
+                               if mean_cycle and not np.isnan(mean_cycle) else np.nan)
+    return out
+
+
+def cohort_table(opportunities: pd.DataFrame, *, as_of: pd.Timestamp, max_months: int = 12) -> pd.DataFrame:
+    """Cumulative share of each creation month's deals won within m months; cells the cohort has not lived to are NaN.
+
+    Rows: creation month; columns: months elapsed 0..max_months. A NaN cell is immature (the cohort is younger than
+    that), not zero.
+    """
+    o = opportunities.dropna(subset=["created_at"])
+    month = o["created_at"].dt.to_period("M")
+    won_after = np.where(o["status"] == "won", ((o["closed_at"] - o["created_at"]).dt.days // 30), np.nan)
+    frame = pd.DataFrame({"month": month, "won_after": won_after})
+    age = ((as_of.to_period("M") - frame["month"]).apply(lambda d: d.n)).groupby(frame["month"]).first()
+    size = frame.groupby("month").size()
+    table = {}
+    for m in range(max_months + 1):
+        share = (frame["won_after"] <= m).groupby(frame["month"]).sum() / size
+        table[m] = share.where(age >= m)
+    return pd.DataFrame(table).rename_axis("month")
+
+
+def shrunk_win_rates(opportunities: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Closed win rate per group with Wilson intervals, and the empirical-Bayes (beta-binomial) shrunk rate.
+
+    The prior Beta(a, b) is fitted to the groups by the method of moments, so a group with few closed deals is
+    pulled toward the overall rate and a group with many keeps its own.
+
+    Returns
+    -------
+    DataFrame
+        ``group``, ``closed``, ``won``, ``win_rate``, ``ci_low``, ``ci_high``, ``shrunk_win_rate``, sorted by the
+        shrunk rate.
+    """
+    from .stages import wilson_interval
+
+    c = opportunities[opportunities["status"].isin(TERMINAL)]
+    g = c.groupby(by)["won"].agg(closed="count", won="sum").reset_index().rename(columns={by: "group"})
+    g = g[g["closed"] > 0]
+    p, n = g["won"] / g["closed"], g["closed"].astype(float)
+    mean, total = g["won"].sum() / n.sum(), n.sum()
+    # one-way method of moments: between-group variance = (sum n (p - mean)^2 - (k - 1) mean (1 - mean)) /
+    # (N - sum n^2 / N); the prior's strength a + b follows from it (clipped so that it stays a proper Beta)
+    spread = float((n * (p - mean) ** 2).sum()) - (len(g) - 1) * mean * (1 - mean)
+    between = spread / (total - float((n**2).sum()) / total) if len(g) > 1 else 0.0
+    strength = mean * (1 - mean) / between - 1 if between > 0 else 1e6  # no spread beyond chance: pool fully
+    strength = max(strength, 1e-3)  # a + b
+    a, b = mean * strength, (1 - mean) * strength
+    g["win_rate"] = p
+    g["ci_low"], g["ci_high"] = wilson_interval(g["won"], g["closed"])
+    g["shrunk_win_rate"] = (g["won"] + a) / (g["closed"] + a + b)
+    return g.sort_values("shrunk_win_rate", ascending=False).reset_index(drop=True)

@@ -1,0 +1,185 @@
+"""The funnel report: where deals flow and stall, said in plain words (sections used by ``20_funnel``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .funnel import (cohort_table, deal_reach, funnel_from_current_stage, funnel_table, shrunk_win_rates,
+                     stage_dynamics, stage_durations, stalled_deals, time_in_stage, unmapped_stages, win_rates)
+from .i18n import format_number, format_percent, t
+
+
+@dataclass
+class FunnelResult:
+    """Every table of the funnel report."""
+
+    order: list[str]
+    funnel: pd.DataFrame
+    from_history: bool
+    deals_with_history: int
+    unmapped: pd.DataFrame
+    dynamics: pd.DataFrame
+    times: pd.DataFrame
+    stalled: pd.DataFrame
+    rates: dict
+    cohorts: pd.DataFrame
+    as_of: pd.Timestamp
+
+
+def data_as_of(opportunities: pd.DataFrame, history: pd.DataFrame | None, configured=None) -> pd.Timestamp:
+    """The analysis date: ``features.as_of`` when set, else the latest date in the data (not the clock, so that a
+    rerun gives the same numbers)."""
+    if configured is not None:
+        return pd.Timestamp(configured)
+    dates = [opportunities[c].max() for c in ("created_at", "closed_at") if c in opportunities]
+    if history is not None:
+        dates.append(history["entered_at"].max())
+    dates = [d for d in dates if pd.notna(d)]
+    return max(dates).normalize() + pd.Timedelta(days=1) if dates else pd.Timestamp("today").normalize()
+
+
+def analyse_funnel(run) -> FunnelResult:
+    """Compute the funnel and its companions for a run (stage history when present, else current stages)."""
+    opp = run.opportunities
+    order = list(run.params.stages.order)
+    history = run.cleaned["stage_history"].data if "stage_history" in run.cleaned else None
+    if history is not None:
+        # history rows of a merged duplicate belong to the record that was kept for it
+        merged = run.cleaned["opportunities"].merged_ids
+        history = history.assign(opportunity_id=history["opportunity_id"].map(merged).fillna(history["opportunity_id"]))
+    as_of = data_as_of(opp, history, run.params.features.as_of)
+    if history is not None:
+        reach = deal_reach(history, opp, order)
+        funnel = funnel_table(reach, order)
+        dyn = stage_dynamics(history, order)
+        durations = stage_durations(history, opp, order, as_of=as_of)
+        times = time_in_stage(durations, order)
+        stalled = stalled_deals(durations, times)
+        unmapped, n_hist = unmapped_stages(history, order), int(history["opportunity_id"].nunique())
+    else:
+        ranks = _current_ranks(run, order)
+        funnel = funnel_from_current_stage(opp, ranks, order)
+        dyn, times, stalled = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+        unmapped, n_hist = pd.DataFrame(columns=["stage", "rows"]), 0
+    cohorts = cohort_table(opp, as_of=as_of) if {"created_at", "closed_at"} <= set(opp.columns) else pd.DataFrame()
+    return FunnelResult(order, funnel, history is not None, n_hist, unmapped, dyn, times, stalled, win_rates(opp),
+                        cohorts, as_of)
+
+
+def _current_ranks(run, order: list[str]) -> pd.DataFrame:
+    """Without history: the stage model's stages when it has rules or a score, else the CRM stage mapped to order."""
+    if run.params.stages.rules or run.params.stages.score:
+        return run.stages
+    crm = run.opportunities.get("crm_stage", pd.Series(index=run.opportunities.index, dtype="str"))
+    rank = crm.astype("str").map({s: i for i, s in enumerate(order, start=1)}).fillna(0).astype(int)
+    return pd.DataFrame({"stage_rank": rank.to_numpy()}, index=run.opportunities.index)
+
+
+def summary_sentences(r: FunnelResult, lang: str, labels: dict[str, str]) -> list[str]:
+    """The opening of the report."""
+    p = lambda x: format_percent(x, lang)  # noqa: E731
+    f = r.funnel[r.funnel["mode"] == "any"].set_index("stage")
+    out = []
+    if r.from_history:
+        out.append(t("fn.summary_history", lang, n=format_number(r.deals_with_history, lang),
+                     last=labels.get(r.order[-1], r.order[-1]), reached=p(f.loc[r.order[-1], "cumulative_rate"]),
+                     won=p(f.loc["won", "cumulative_rate"])))
+    else:
+        out.append(t("fn.summary_current", lang))
+    conv = f["conversion_rate"].iloc[:-1]
+    if conv.notna().any():
+        worst = conv.idxmin()
+        nxt = f.index[list(f.index).index(worst) + 1]
+        out.append(t("fn.summary_drop", lang, a=labels.get(worst, worst), b=labels.get(nxt, nxt), rate=p(conv[worst])))
+    w = r.rates
+    out.append(t("fn.summary_rates", lang, closed=p(w["closed_win_rate"]), cohort=p(w["cohort_win_rate"]),
+                 cycle=format_number(w["cycle_days"], lang), open=format_number(w["open"], lang)))
+    if len(r.stalled):
+        out.append(t("fn.summary_stalled", lang, n=format_number(len(r.stalled), lang)))
+    return out
+
+
+def show_funnel(run, r: FunnelResult, labels: dict[str, str]) -> None:
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_funnel
+
+    run.heading("fn.funnel")
+    run.say("fn.modes" if r.from_history else "fn.no_history")
+    if len(r.unmapped):
+        run.say("fn.unmapped", n=format_number(int(r.unmapped["rows"].sum()), run.lang),
+                names=", ".join(map(str, r.unmapped["stage"].head(8))))
+    shown = r.funnel.assign(stage=r.funnel["stage"].map(lambda s: labels.get(s, s)))
+    run.table(shown, labels={c: f"col.{c}" for c in shown.columns}, percent=("conversion_rate", "cumulative_rate"))
+    ax = plot_funnel(r.funnel, labels=labels, title=run.t("fn.funnel_chart"))
+    plt.show()
+    plt.close(ax.figure)
+
+
+def show_dynamics(run, r: FunnelResult, labels: dict[str, str]) -> None:
+    if r.dynamics.empty:
+        return
+    d = r.dynamics
+    run.heading("fn.dynamics")
+    counts = pd.DataFrame({"pattern": [run.t(f"fn.pattern.{c}") for c in ("skips", "backward", "re_entries", "reopened")],
+                           "deals": [int((d[c] > 0).sum()) for c in ("skips", "backward", "re_entries", "reopened")],
+                           "events": [int(d[c].sum()) for c in ("skips", "backward", "re_entries", "reopened")]})
+    run.table(counts, labels={"pattern": "col.pattern", "deals": "col.n", "events": "col.events"})
+    run.heading("fn.time_in_stage", level=3)
+    run.say("fn.km_note")
+    times = r.times.assign(stage=r.times["stage"].map(lambda s: labels.get(s, s)))
+    run.table(times, labels={c: f"col.{c}" for c in times.columns})
+    run.heading("fn.stalled", level=3)
+    if r.stalled.empty:
+        run.say("dq.none")
+    else:
+        run.say("fn.stalled_note", n=format_number(len(r.stalled), run.lang))
+        top = r.stalled.head(25).assign(stage=lambda x: x["stage"].map(lambda s: labels.get(s, s)))
+        run.table(top, labels={c: f"col.{c}" for c in top.columns})
+
+
+def show_rates(run, r: FunnelResult) -> None:
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_cohorts
+
+    w = r.rates
+    run.heading("fn.rates")
+    rows = [("fn.rate.closed", run.percent(w["closed_win_rate"])), ("fn.rate.cohort", run.percent(w["cohort_win_rate"])),
+            ("fn.rate.cycle", run.number(w["cycle_days"])), ("fn.rate.open", run.number(w["open"])),
+            ("fn.rate.avg_won", run.number(w["avg_won_amount"])), ("fn.rate.velocity", run.number(w["velocity_per_day"]))]
+    run.table(pd.DataFrame({"measure": [run.t(k) for k, _ in rows], "value": [v for _, v in rows]}),
+              labels={"measure": "col.measure", "value": "col.value"})
+    if len(r.cohorts):
+        run.say("fn.cohort_note", as_of=str(r.as_of.date()))
+        ax = plot_cohorts(r.cohorts.tail(18), title=run.t("fn.cohort_chart"))
+        plt.show()
+        plt.close(ax.figure)
+
+
+def show_breakdowns(run) -> dict[str, pd.DataFrame]:
+    """Win rates by owner (shrunk toward the team), source and segment, with intervals."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_group_rates
+
+    out = {}
+    opp = run.opportunities
+    for col in ("owner", "source", "segment"):
+        if col not in opp.columns or opp[col].isna().all():
+            continue
+        rates = shrunk_win_rates(opp, col)
+        out[col] = rates
+        run.heading(f"fn.by.{col}", level=3)
+        if col == "owner":
+            run.say("fn.shrink_note")
+            ax = plot_group_rates(rates, title=run.t("fn.by.owner"))
+            plt.show()
+            plt.close(ax.figure)
+        else:
+            run.table(rates, labels={c: f"col.{c}" for c in rates.columns},
+                      percent=("win_rate", "ci_low", "ci_high", "shrunk_win_rate"))
+    return out

@@ -1,0 +1,120 @@
+"""The funnel on a small history computed by hand: skips, a backward move, re-entries, a lost and a won deal."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from funnel_lab.funnel import (deal_reach, funnel_table, shrunk_win_rates, stage_dynamics, stage_durations,
+                               time_in_stage, unmapped_stages, win_rates)
+
+ORDER = ["a", "b", "c"]
+HISTORY = [  # deal, stage, day of January 2024
+    ("D1", "a", 1), ("D1", "b", 2), ("D1", "c", 3), ("D1", "won", 4),      # straight through, won
+    ("D2", "a", 1), ("D2", "c", 5), ("D2", "won", 6),                      # won after skipping b
+    ("D3", "a", 1), ("D3", "b", 2), ("D3", "a", 3), ("D3", "b", 4), ("D3", "lost", 5),  # back and forth, lost
+    ("D4", "b", 1), ("D4", "a", 2), ("D4", "c", 3),                        # open; b entered before a
+    ("D5", "a", 1),                                                        # open, just started
+    ("D6", "a", 1), ("D6", "lost", 2), ("D6", "a", 3),                     # lost, then reopened
+    ("D7", "Qualification", 1),                                            # a name the params do not map
+]
+STATUS = {"D1": "won", "D2": "won", "D3": "lost", "D4": "open", "D5": "open", "D6": "open", "D7": "open"}
+
+
+@pytest.fixture
+def history():
+    return pd.DataFrame({"opportunity_id": [h[0] for h in HISTORY], "stage": pd.array([h[1] for h in HISTORY], dtype="str"),
+                         "entered_at": pd.to_datetime([f"2024-01-{h[2]:02d}" for h in HISTORY])})
+
+
+@pytest.fixture
+def opps():
+    ids = list(STATUS)
+    return pd.DataFrame({"opportunity_id": ids, "status": [STATUS[i] for i in ids],
+                         "won": pd.array([1 if STATUS[i] == "won" else 0 if STATUS[i] == "lost" else None for i in ids],
+                                         dtype="Int64"),
+                         "created_at": pd.to_datetime(["2024-01-01"] * 7),
+                         "closed_at": pd.to_datetime(["2024-01-04", "2024-01-06", "2024-01-05", None, None, None, None]),
+                         "amount": [100.0, 300.0, 50.0, 10.0, 10.0, 10.0, 10.0]})
+
+
+def test_reach_per_deal_by_hand(history, opps):
+    reach = deal_reach(history, opps, ORDER).set_index("opportunity_id")
+    assert reach["any_reach"].to_dict() == {"D1": 4, "D2": 4, "D3": 2, "D4": 3, "D5": 1, "D6": 1, "D7": 0}
+    assert reach["strict_reach"].to_dict() == {"D1": 4, "D2": 1, "D3": 2, "D4": 1, "D5": 1, "D6": 1, "D7": 0}
+
+
+def test_funnel_any_and_strict_exact(history, opps):
+    f = funnel_table(deal_reach(history, opps, ORDER), ORDER).set_index(["mode", "stage"])
+    assert f.loc["any", "reached"].tolist() == [6, 4, 3, 2]
+    assert f.loc["strict", "reached"].tolist() == [6, 2, 1, 1]
+    assert f.loc["any", "advanced"].tolist()[:3] == [4, 3, 2] and pd.isna(f.loc[("any", "won"), "advanced"])
+    np.testing.assert_allclose(f.loc["any", "conversion_rate"].to_numpy()[:3], [4 / 6, 3 / 4, 2 / 3])
+    np.testing.assert_allclose(f.loc["strict", "cumulative_rate"].to_numpy(), [1, 2 / 6, 1 / 6, 1 / 6])
+
+
+def test_unmapped_names_are_counted(history):
+    assert unmapped_stages(history, ORDER).to_dict("records") == [{"stage": "Qualification", "rows": 1}]
+
+
+def test_dynamics_by_hand(history):
+    d = stage_dynamics(history, ORDER).set_index("opportunity_id")
+    assert d["skips"].to_dict() == {"D1": 0, "D2": 1, "D3": 0, "D4": 1, "D5": 0, "D6": 0}
+    assert d["backward"].to_dict() == {"D1": 0, "D2": 0, "D3": 1, "D4": 1, "D5": 0, "D6": 0}
+    assert d["re_entries"].to_dict() == {"D1": 0, "D2": 0, "D3": 2, "D4": 0, "D5": 0, "D6": 1}
+    assert d["reopened"].to_dict() == {"D1": 0, "D2": 0, "D3": 0, "D4": 0, "D5": 0, "D6": 1}
+
+
+def test_durations_censor_open_deals(history, opps):
+    d = stage_durations(history, opps, ORDER, as_of=pd.Timestamp("2024-01-11"))
+    d = d.set_index(["opportunity_id", "stage"])
+    assert d.loc[("D3", "a"), "days"] == 2 and d.loc[("D3", "b"), "days"] == 2  # 1->2 + 3->4; 2->3 + 4->5
+    assert d.loc[("D5", "a"), "days"] == 10 and not d.loc[("D5", "a"), "left"]   # still there on the 11th
+    assert d.loc[("D2", "c"), "days"] == 1 and d.loc[("D2", "c"), "left"]
+
+
+def test_kaplan_meier_median_by_hand():
+    # days 2, 3, 3+, 5, 8+ (+ = still in stage): S(2) = 4/5, S(3) = 3/5, S(5) = 3/10 -> median 5
+    durations = pd.DataFrame({"stage": "a", "days": [2.0, 3, 3, 5, 8], "left": [True, True, False, True, False]})
+    t = time_in_stage(durations, ["a"]).iloc[0]
+    assert t["median_days"] == 5 and t["still_in_stage"] == 2
+    assert t["naive_median_days"] == 3  # dropping the open deals would halve the answer
+
+
+def test_win_rates_by_hand(opps):
+    w = win_rates(opps)
+    assert w["closed_win_rate"] == pytest.approx(2 / 3) and w["cohort_win_rate"] == pytest.approx(2 / 7)
+    assert w["cycle_days"] == 4  # won after 3 and 5 days
+    assert w["velocity_per_day"] == pytest.approx(4 * 200 * (2 / 3) / 4)
+
+
+def test_shrinkage_keeps_a_rep_with_three_deals_off_the_top():
+    won = [30, 35, 32, 38, 28, 33, 36, 31, 34, 29]  # ten reps with 100 closed deals each, and a star with 3 of 3
+    rows = [(f"r{i}", s) for i, w in enumerate(won) for s in ["won"] * w + ["lost"] * (100 - w)] + [("star", "won")] * 3
+    o = pd.DataFrame(rows, columns=["owner", "status"])
+    o["won"] = (o["status"] == "won").astype(int)
+    s = shrunk_win_rates(o, "owner").set_index("group")
+    assert s.loc["star", "win_rate"] == 1.0 and s.index[0] == "r3"
+    # by hand: k = 11, N = 1003, mean = 329/1003; sum n (p - mean)^2 = 2.5876 -> spread 0.3833 after removing
+    # 10 mean (1 - mean); between = spread / (1003 - 100009/1003) = 4.242e-4; a + b = mean (1 - mean) / between - 1
+    mean = 329 / 1003
+    spread = sum(100 * (w / 100 - mean) ** 2 for w in won) + 3 * (1 - mean) ** 2 - 10 * mean * (1 - mean)
+    strength = mean * (1 - mean) / (spread / (1003 - (10 * 100**2 + 9) / 1003)) - 1
+    assert s.loc["star", "shrunk_win_rate"] == pytest.approx((3 + mean * strength) / (3 + strength))
+    assert mean < s.loc["star", "shrunk_win_rate"] < s.loc["r3", "shrunk_win_rate"]
+
+
+def test_demo_history_recovers_the_generators_ground_truth(demo_project):
+    import json
+
+    import funnel_lab as fl
+    from funnel_lab import funnel_report
+
+    run = fl.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch", notebook="20_funnel")
+    truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
+    r = funnel_report.analyse_funnel(run)
+    dyn = r.dynamics[["skips", "backward", "re_entries"]].sum().to_dict()
+    sh = truth["stage_history"]
+    assert dyn == {"skips": sh["skips"], "backward": sh["backward_moves"], "re_entries": sh["re_entries"]}
+    won = r.funnel[(r.funnel["mode"] == "any") & (r.funnel["stage"] == "won")]["reached"].item()
+    assert won == truth["outcome_counts"]["won"]  # merged duplicates take their history along
+    assert r.unmapped.empty and r.deals_with_history == truth["rows"]
