@@ -429,3 +429,22 @@ def test_excel_title_rows_are_skipped(tmp_path, build):
     data = cleaned["opportunities"].data
     assert list(data["opportunity_id"]) == [f"OPP-{i:03d}" for i in range(1, 6)]
     assert list(data["status"]) == ["lost", "open", "won", "lost", "open"]
+
+
+def test_status_map_typo_is_refused(tmp_path):
+    (tmp_path / "opps.csv").write_text("Id,Outcome\n1,Won\n2,Open\n", encoding="utf-8")
+    (tmp_path / "p.yaml").write_text("run_name: t\ndata:\n  opportunities:\n    path: opps.csv\n"
+                                     "    columns: {opportunity_id: Id, status: Outcome}\n"
+                                     "    values: {status: {Won: won, Open: opne}}\n", encoding="utf-8")
+    res = cli("check", "p.yaml", cwd=tmp_path)
+    assert res.returncode == 2 and "values.status: 'opne' is not a status; did you mean 'open'?" in res.stderr
+
+
+def test_columns_key_must_be_canonical(tmp_path):
+    (tmp_path / "opps.csv").write_text("Id,Outcome,Amount\n1,won,3\n", encoding="utf-8")
+    (tmp_path / "p.yaml").write_text("run_name: t\ndata:\n  opportunities:\n    path: opps.csv\n"
+                                     "    columns: {opportunity_id: Id, status: Outcome, amout: Amount}\n",
+                                     encoding="utf-8")
+    res = cli("check", "p.yaml", cwd=tmp_path)
+    assert res.returncode == 2 and "columns.amout: not a canonical column" in res.stderr
+    assert "did you mean 'amount'" in res.stderr

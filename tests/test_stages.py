@@ -141,3 +141,25 @@ def test_model_errors_name_the_stage():
         model({k: v for k, v in GOOD.items() if k != "decision"})
     with pytest.raises(ParamsError, match="stages.rules.intent"):
         model({**GOOD, "intent": "__import__('os').system('x')"})
+
+
+def test_wilson_bounds_contain_the_rate_at_zero_and_one():
+    low, high = wilson_interval(np.array([0, 7, 3]), np.array([7, 7, 9]))
+    p = np.array([0, 1, 3 / 9])
+    assert (low <= p).all() and (p <= high).all() and low[0] == 0 and high[1] == 1
+
+
+def test_two_proportion_test_small_and_degenerate_counts():
+    from scipy.stats import fisher_exact
+
+    from funnel_lab.stages import two_proportion_test
+
+    assert two_proportion_test(0, 7, 0, 4) == 1.0  # both all lost: no difference seen, not "significant"
+    assert two_proportion_test(1, 4, 3, 4) == pytest.approx(fisher_exact([[1, 3], [3, 1]])[1])
+    assert np.isnan(two_proportion_test(0, 0, 3, 4))
+
+
+def test_psi_with_an_empty_category_floors_shares():
+    # shares 2/3, 0, 1/3 vs 0.6, 1/30, 11/30 with the empty share floored at 1e-4
+    e, a = np.array([2 / 3, 1e-4, 1 / 3]), np.array([0.6, 1 / 30, 11 / 30])
+    assert psi([100, 0, 50], [90, 5, 55]) == pytest.approx(float(np.sum((a - e) * np.log(a / e))), rel=1e-9)

@@ -341,7 +341,12 @@ def dedupe_fuzzy(df: pd.DataFrame, *, columns: list[str], threshold: float, id_c
     # Equal-or-both-missing per field, compared as integer codes so that a pair costs one numpy comparison.
     codes = np.column_stack([pd.factorize(df[c], use_na_sentinel=True)[0] for c in others]) if others else None
     names = {c: normalise_name(df[c]).fillna("").to_numpy() for c in columns}
-    blocks = df.groupby(block, dropna=True, sort=False).indices if block else {None: np.arange(len(df))}
+    if block:
+        blocks = df.groupby(block, dropna=True, sort=False).indices
+    else:
+        # no columns to block on: compare only names that start alike, never all n x n pairs
+        first = pd.Series(names[columns[0]]).str.replace(" ", "").str[:2]
+        blocks = first.groupby(first.to_numpy()).indices
     parent = np.arange(len(df))
     best = np.zeros(len(df), dtype=np.float32)
 

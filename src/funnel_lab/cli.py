@@ -81,6 +81,8 @@ def _check(args: argparse.Namespace) -> int:
     print(f"params ok: run_name={plan.params.run_name} language={plan.params.language}")
     for i in plan.inputs:
         print(f"  {i['table']:<14} {i['rows']:>9,} rows read, {i['rows_clean']:>9,} after cleaning  {i['path']}")
+    for step in plan.removed:
+        print(f"  removed by cleaning: {step['table']}: {step['step']}: {step['rows_removed']:,} rows ({step['detail']})")
     v = plan.validation
     if v is not None and len(v):
         print(f"schema check failures after cleaning: {len(v):,}")
@@ -98,24 +100,21 @@ def _stages(args: argparse.Namespace) -> int:
     """Read, clean, assign and check: no notebooks, no kernel, a few seconds."""
     from .clean import clean_table
     from .config import load_params
-    from .expr import check_columns
     from .ingest import load_table
     from .stage_report import terminal_report
-    from .stages import assign_stages, build_model, check_model, load_model_file
+    from .stages import assign_stages, check_model, load_models
 
     params = load_params(args.params, args.overrides)
     if params.data.opportunities is None or params.stages is None:
         raise ParamsError("stages needs data.opportunities and a stages: model (rules or score) in the params")
     src = params.data.opportunities
     opp = clean_table(load_table(src, table="opportunities"), params.cleaning, date_format=src.date_format).data
-    model = build_model(params.stages)
-    for expr in list(model.rules.values()) + [e for e, _ in model.points]:
-        check_columns(expr, opp.columns)
-    checks = check_model(opp, assign_stages(opp, model), model)
+    model, other_model = load_models(params.stages, opp.columns)
+    alpha = params.stages.alpha
+    checks = check_model(opp, assign_stages(opp, model), model, alpha=alpha)
     other = None
-    if params.stages.compare_with is not None:
-        other_model = load_model_file(params.stages.compare_with, context="stages.compare_with")
-        other = (other_model, check_model(opp, assign_stages(opp, other_model), other_model))
+    if other_model is not None:
+        other = (other_model, check_model(opp, assign_stages(opp, other_model), other_model, alpha=alpha))
     print(terminal_report(checks, model, compare=other))
     return EXIT_OK
 

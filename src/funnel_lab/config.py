@@ -123,6 +123,7 @@ class Stages(_Strict):
     rules: dict[str, str] = Field(default_factory=dict)
     score: Score | None = None
     compare_with: Path | None = None
+    alpha: float = Field(0.05, gt=0, lt=1)  # significance level of the stage checks
 
 
 class Features(_Strict):

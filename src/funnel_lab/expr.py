@@ -388,13 +388,20 @@ def _syntax_error(src: _Source, body: str, lead: int, e: SyntaxError) -> Express
 
 def check_columns(expr: Expression, columns) -> None:
     """:class:`ExpressionError` for a referenced name that is not one of ``columns`` (with a did-you-mean)."""
+    import difflib
+
+    from .ingest import snake_case
+
     cols = [str(c) for c in columns]
     have = set(cols)
     for name in expr._order or sorted(expr.names):
         if name not in have:
-            shown = name if name.isidentifier() else f"`{name}`"
-            raise _err(expr.context, f"unknown column '{name}' in \"{expr.text}\"{did_you_mean(name, cols)}"
-                       + ("" if shown == name else f" (write it as {shown})"))
+            # a source name such as "Demo Done" is the column demo_done after reading: suggest what to write
+            close = difflib.get_close_matches(snake_case(name), cols, n=1, cutoff=0.6) or \
+                difflib.get_close_matches(name, cols, n=1, cutoff=0.6)
+            hint = (f"; did you mean {repr(close[0]) if close[0].isidentifier() else f'`{close[0]}`'}?" if close
+                    else did_you_mean(name, cols))
+            raise _err(expr.context, f"unknown column '{name}' in \"{expr.text}\"{hint}")
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation

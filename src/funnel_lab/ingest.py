@@ -103,7 +103,8 @@ def _sniff_sep(text: str, path: Path) -> str:
 
 
 def _check_binary(path: Path) -> None:
-    head = path.read_bytes()[:4096]
+    with path.open("rb") as f:
+        head = f.read(4096)
     if head.startswith(b"PK\x03\x04"):
         raise ParamsError(f"{path}: this is a zip/Excel file, not a text table; save it as .xlsx (or export CSV)")
     if b"\x00" in head:
@@ -272,7 +273,9 @@ def _read_sql(src: TableSource) -> pd.DataFrame:
         path = Path(db)
         if not path.is_file():
             raise ParamsError(f"{path}: database file not found")
-        if path.read_bytes()[:16] == b"SQLite format 3\x00":
+        with path.open("rb") as f:
+            is_sqlite = f.read(16) == b"SQLite format 3\x00"
+        if is_sqlite:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
                 return pd.read_sql_query(src.sql, conn)
         import duckdb
@@ -323,6 +326,9 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
     source_cols = [str(c) for c in raw.columns]
     rename: dict[str, str] = {}
     for canonical, column in src.columns.items():
+        if canonical not in CANONICAL[table]:
+            raise ParamsError(f"{where}.columns.{canonical}: not a canonical column of {table}"
+                              f"{did_you_mean(canonical, CANONICAL[table])} (other columns are kept as they are)")
         if column not in source_cols:
             raise ParamsError(
                 f"{where}.columns.{canonical}: no column {column!r} in {source}"
@@ -345,6 +351,10 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
     data = data.rename(columns=helpers)
     rename = {s: helpers.get(n, n) if n in data.columns or n in helpers else (derived or n)
               for s, n in rename.items()}
+    for target in src.values.get("status", {}).values():
+        if target not in ("open", "won", "lost"):
+            raise ParamsError(f"{where}.values.status: {target!r} is not a status"
+                              f"{did_you_mean(target, ['open', 'won', 'lost'])}")
     for col in sorted(set(preset.values) | set(src.values)):
         if col not in data.columns:
             if col in src.values:

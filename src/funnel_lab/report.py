@@ -87,6 +87,7 @@ class Plan:
     skipped: list[NotebookResult] = field(default_factory=list)
     notebooks: dict[str, Path] = field(default_factory=dict)
     validation: pd.DataFrame | None = None
+    removed: list[dict] = field(default_factory=list)  # audit rows of the cleaning steps that removed rows
 
 
 def default_notebooks_dir() -> Path:
@@ -119,7 +120,9 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             raise ParamsError(f"--only {name}: this report is not part of this version yet")
     tables = load_tables(params)
     cleaned = clean_tables(tables, params)  # type and status errors stop the run here (exit 2), not in a notebook
-    plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned))
+    plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned),
+                removed=[r for c in cleaned.values() for r in c.audit.to_dict("records")
+                         if r["rows_removed"] and r["step"] != "overall"])
     plan.inputs = [
         {"table": name, "path": tbl.source, "sha256": tbl.sha256,
          "rows": len(tbl.raw) + (len(tbl.rejected) if tbl.rejected is not None else 0),
@@ -144,12 +147,9 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
         else:
             plan.run.append(name)
     if "10_stage_design" in plan.run and "opportunities" in cleaned:
-        from .stages import build_model
-        from .expr import check_columns
+        from .stages import load_models
 
-        model = build_model(params.stages)
-        for expr in list(model.rules.values()) + [e for e, _ in model.points]:
-            check_columns(expr, cleaned["opportunities"].data.columns)
+        load_models(params.stages, cleaned["opportunities"].data.columns)
     if plan.run:
         _check_kernel()
     return plan
@@ -305,8 +305,12 @@ def run_reports(
     params = plan.params
     out_root = Path(out or Path.cwd() / "reports").resolve()
     run_dir = out_root / params.run_name
+    # results of an earlier run must not pass for this run's: clear them (the inputs live elsewhere)
+    for stale in ["data", ".headlines"]:
+        shutil.rmtree(run_dir / stale, ignore_errors=True)
+    for stale in run_dir.glob("[0-9][0-9]_*.*"):
+        stale.unlink()
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(run_dir / ".headlines", ignore_errors=True)
     params_file = files.write_text(run_dir / "params.resolved.yaml",
                                    yaml.safe_dump(resolved_dict(params), allow_unicode=True, sort_keys=False))
     manifest = {

@@ -17,7 +17,7 @@ from .i18n import catalogue, format_number, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
 from .ingest import Table, load_tables
 from .schemas import validate_tables
-from .stages import StageModel, assign_stages, build_model
+from .stages import StageModel, assign_stages, load_models
 
 
 class RunContext:
@@ -65,7 +65,7 @@ class RunContext:
         """The params' stage model, parsed and whitelisted (nothing evaluated yet)."""
         if self.params.stages is None:
             raise ParamsError("stages: no stage model in the params")
-        return build_model(self.params.stages)
+        return load_models(self.params.stages, self.opportunities.columns)[0]
 
     @cached_property
     def stages(self) -> pd.DataFrame:
@@ -163,8 +163,10 @@ class RunContext:
 
     def headlines(self, items: dict[str, float | int]) -> Path:
         """Numbers for the run's index page, by catalogue key (``headline.<key>``)."""
-        # pairs, not a mapping: write_json sorts keys, and the order here is the order on the page
-        return files.write_json(self.run_dir / ".headlines" / f"{self.notebook}.json", list(items.items()))
+        # pairs, not a mapping: write_json sorts keys, and the order here is the order on the page; a number that
+        # could not be measured (NaN) is left off rather than shown as "nan"
+        pairs = [[k, v] for k, v in items.items() if v is not None and v == v]
+        return files.write_json(self.run_dir / ".headlines" / f"{self.notebook}.json", pairs)
 
 
 def open_run(params_file: str | Path, *, out_dir: str | Path | None = None, notebook: str) -> RunContext:

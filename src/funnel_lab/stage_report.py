@@ -51,8 +51,8 @@ def check_sentences(c: StageChecks, model: StageModel, lang: str) -> dict[str, s
     out["consistency"] = (t("sd.consistency_ok", lang) if c.skipped.empty else
                           t("sd.consistency", lang, n=format_number(int(c.skipped["n"].sum()), lang), pairs="; ".join(
                               f"{labels[r.higher]} > {labels[r.lower]}: {r.n:,}" for r in c.skipped.head(4).itertuples())))
-    out["stability"] = (t("sd.stability_none", lang) if np.isnan(c.psi) else
-                        t("sd.stability", lang, psi=f"{c.psi:.3f}", a=c.psi_periods[0], b=c.psi_periods[1]))
+    out["stability"] = (t("sd.stability", lang, psi=f"{c.psi:.3f}", a=c.psi_periods[0], b=c.psi_periods[1])
+                        if not np.isnan(c.psi) else t("sd.stability_none" if c.mix.empty else "sd.stability_short", lang))
     return out
 
 
@@ -73,7 +73,7 @@ def summary_sentences(c: StageChecks, model: StageModel, lang: str) -> list[str]
     closed = c.metrics[(c.metrics["stage_rank"] > 0) & (c.metrics["n_closed"] > 0)]
     labels = stage_labels(model, lang)
     out = [t(key, lang, model=model.name, checks=names)]
-    if len(closed):
+    if len(closed) >= 2 and not np.isnan(c.auc):
         first, last = closed.iloc[0], closed.iloc[-1]
         out.append(t("sd.summary_range", lang, a=labels[first["stage"]], wa=format_percent(first["win_rate"], lang),
                      b=labels[last["stage"]], wb=format_percent(last["win_rate"], lang), auc=f"{c.auc:.2f}"))

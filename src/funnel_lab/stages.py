@@ -80,12 +80,32 @@ def load_model_file(path: str | Path, *, context: str) -> StageModel:
         doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_TextDatesLoader) or {}
     except OSError as e:
         raise ParamsError(f"{context}: cannot read stage model {path} ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{context}: {path} is not valid YAML ({getattr(e, 'problem', e)})") from None
     doc = doc.get("stages", doc) if isinstance(doc, dict) else doc
     try:
         cfg = Stages.model_validate(doc)
     except Exception as e:  # pydantic's message is long; the first line names the key
         raise ParamsError(f"{path}: not a valid stage model: {str(e).splitlines()[0]}") from None
     return build_model(cfg, context=str(path))
+
+
+def load_models(cfg: Stages, columns) -> tuple[StageModel, StageModel | None]:
+    """The params' stage model and its ``compare_with`` model, parsed and checked against the data's columns.
+
+    Raises
+    ------
+    ParamsError
+        A refused expression, an unknown column (with a did-you-mean) or an unreadable comparison model.
+    """
+    from .expr import check_columns
+
+    model = build_model(cfg)
+    other = load_model_file(cfg.compare_with, context="stages.compare_with") if cfg.compare_with else None
+    for m in (model, other):
+        for expr in (list(m.rules.values()) + [e for e, _ in m.points]) if m else []:
+            check_columns(expr, columns)
+    return model, other
 
 
 # --------------------------------------------------------------------------- assignment
@@ -138,7 +158,8 @@ def wilson_interval(successes, n, *, alpha: float = 0.05) -> tuple[np.ndarray, n
         p = successes / n
         centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
+        # at p = 0 or 1 the bound equals p; rounding can put it a hair on the wrong side
+        return np.minimum(centre - half, p), np.maximum(centre + half, p)
 
 
 def stage_metrics(stages: pd.DataFrame, won: pd.Series, model: StageModel) -> pd.DataFrame:
@@ -194,13 +215,20 @@ def cochran_armitage(won: np.ndarray, n: np.ndarray, scores: np.ndarray | None =
 
 
 def two_proportion_test(won_a: int, n_a: int, won_b: int, n_b: int) -> float:
-    """Two-sided p-value of the pooled two-proportion z-test (NaN when a group is empty or the pool is 0 or 1)."""
+    """Two-sided p-value for a difference between two proportions.
+
+    The pooled two-proportion z-test; Fisher's exact test when an expected cell count is below 5 (small stages).
+    NaN only when a group is empty; two groups that are both all-won or all-lost give p = 1 (no difference seen).
+    """
     if n_a == 0 or n_b == 0:
         return float("nan")
     pooled = (won_a + won_b) / (n_a + n_b)
+    if pooled in (0.0, 1.0):
+        return 1.0
+    expected = np.outer([n_a, n_b], [pooled, 1 - pooled])
+    if expected.min() < 5:
+        return float(stats.fisher_exact([[won_a, n_a - won_a], [won_b, n_b - won_b]])[1])
     se = np.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-    if se == 0:
-        return float("nan")
     z = (won_b / n_b - won_a / n_a) / se
     return float(2 * stats.norm.sf(abs(z)))
 
@@ -216,10 +244,12 @@ def rank_auc(rank: np.ndarray, won: np.ndarray) -> float:
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, *, floor: float = 1e-4) -> float:
-    """Population stability index between two distributions over the same categories (shares, floored)."""
-    e = np.clip(np.asarray(expected, dtype=float), floor, None)
-    a = np.clip(np.asarray(actual, dtype=float), floor, None)
-    e, a = e / e.sum(), a / a.sum()
+    """Population stability index between two distributions (counts or shares) over the same categories."""
+    # shares first, then the floor: flooring counts would make an empty category weigh by the sample size
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    e = np.clip(e / e.sum(), floor, None)
+    a = np.clip(a / a.sum(), floor, None)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
@@ -320,17 +350,28 @@ def check_model(df: pd.DataFrame, stages: pd.DataFrame, model: StageModel, *, al
     return out
 
 
-def stage_mix(df: pd.DataFrame, stages: pd.DataFrame, model: StageModel) -> tuple[pd.DataFrame, float, tuple]:
-    """Stage shares by creation month, and the PSI between the first and the last month."""
+def stage_mix(df: pd.DataFrame, stages: pd.DataFrame, model: StageModel, *,
+              min_deals: int = 30) -> tuple[pd.DataFrame, float, tuple]:
+    """Stage shares by creation month, and the PSI between the first and the last comparable month.
+
+    Comparable months have at least ``min_deals`` deals and are older than the median sales cycle at the end of the
+    data: younger deals have not had time to reach later stages, which is age, not a change in the pipeline.
+    """
     if "created_at" not in df.columns or df["created_at"].isna().all():
         return pd.DataFrame(), float("nan"), ("", "")
     month = df["created_at"].dt.to_period("M").astype("str")
     counts = pd.crosstab(month, stages["stage"]).reindex(columns=[UNASSIGNED] + model.order, fill_value=0)
     counts = counts[counts.sum(axis=1) > 0]
     shares = counts.div(counts.sum(axis=1), axis=0)
-    if len(shares) < 2:
+    cutoff = df["created_at"].max()
+    if {"closed_at", "status"} <= set(df.columns):
+        cycle = (df["closed_at"] - df["created_at"]).dt.days[df["status"] != "open"].median()
+        if pd.notna(cycle):
+            cutoff = cutoff - pd.Timedelta(days=float(cycle))
+    usable = counts[(counts.sum(axis=1) >= min_deals) & (counts.index <= str(cutoff.to_period("M")))]
+    if len(usable) < 2:
         return shares, float("nan"), ("", "")
-    return shares, psi(counts.iloc[0].to_numpy(), counts.iloc[-1].to_numpy()), (shares.index[0], shares.index[-1])
+    return shares, psi(usable.iloc[0].to_numpy(), usable.iloc[-1].to_numpy()), (usable.index[0], usable.index[-1])
 
 
 def verdicts(c: StageChecks, *, alpha: float) -> dict[str, str]:
@@ -346,7 +387,7 @@ def verdicts(c: StageChecks, *, alpha: float) -> dict[str, str]:
     out["separation"] = ("na" if not tested.any() else "warn" if c.separation["merge_candidate"].any() else "ok")
     out["coverage"] = "ok" if c.unassigned_share <= 0.05 else "warn" if c.unassigned_share <= 0.2 else "fail"
     out["consistency"] = "warn" if len(c.skipped) else "ok"
-    out["stability"] = ("ok" if np.isnan(c.psi) or c.psi < PSI_BANDS[0] else
+    out["stability"] = ("na" if np.isnan(c.psi) else "ok" if c.psi < PSI_BANDS[0] else
                         "warn" if c.psi < PSI_BANDS[1] else "fail")
     return out
 
