@@ -22,8 +22,8 @@ def test_lookup_formats_and_fails_clearly():
         t("status.ok", "fr")
 
 
-@pytest.mark.parametrize("x, lang, expected", [(12345.6, "en", "12,346"), (12345.6, "zh", "1.2万"),
-                                               (3.2e8, "zh", "3.2亿"), (950, "zh", "950"), (None, "en", "–")])
+@pytest.mark.parametrize("x, lang, expected", [(12345.6, "en", "12,346"), (12345.6, "zh", "1.23万"),
+                                               (3.2e8, "zh", "3.20亿"), (950, "zh", "950"), (None, "en", "–")])
 def test_format_number(x, lang, expected):
     assert format_number(x, lang) == expected
 

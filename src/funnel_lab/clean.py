@@ -222,7 +222,11 @@ def standardise_text(df: pd.DataFrame, *, skip: tuple[str, ...] = ()) -> tuple[p
             continue
         s = df[col]
         tidy = s.str.strip().str.replace(r"\s+", " ", regex=True)
-        key = tidy.str.casefold()
+        # case variants are merged in category-like columns only: ids (Salesforce's are case-sensitive) and free
+        # text, where most values are distinct, keep their case
+        filled, key = int(tidy.notna().sum()), tidy.str.casefold()
+        if filled and key.nunique() > 0.5 * filled:
+            key = tidy
         counts = pd.DataFrame({"key": key, "tidy": tidy}).dropna().value_counts().reset_index(name="n")
         counts = counts.sort_values(["key", "n", "tidy"], ascending=[True, False, True])
         canonical = counts.drop_duplicates("key").set_index("key")["tidy"]

@@ -38,13 +38,13 @@ def t(key: str, lang: str = "en", **values: object) -> str:
 
 
 def format_number(x: float | int | None, lang: str = "en", *, digits: int = 0) -> str:
-    """A number for people: ``12,345`` in English; ``1.2万`` / ``3.4亿`` for large numbers in Chinese."""
+    """A number for people: ``12,345`` in English; ``1.23万`` / ``3.40亿`` for large numbers in Chinese."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if lang == "zh" and abs(x) >= 1e8:
-        return f"{x / 1e8:,.{max(digits, 1)}f}亿"
+        return f"{x / 1e8:,.{max(digits, 2)}f}亿"
     if lang == "zh" and abs(x) >= 1e4:
-        return f"{x / 1e4:,.{max(digits, 1)}f}万"
+        return f"{x / 1e4:,.{max(digits, 2)}f}万"
     return f"{x:,.{digits}f}"
 
 

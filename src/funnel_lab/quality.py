@@ -26,15 +26,26 @@ def column_profile(cleaned: Cleaned, column_map: pd.DataFrame) -> pd.DataFrame:
     df = cleaned.data
     source = dict(zip(column_map["column"], column_map["source_column"]))
     kinds = dict(zip(cleaned.types["column"], cleaned.types["kind"]))
+    applies = _applies(df)
     rows = []
     for col in df.columns:
-        filled = df[col].dropna()
+        # a column that only applies to some deals (closed_at to closed ones) is missing only where it applies
+        part = df.loc[applies[col], col] if col in applies else df[col]
+        filled = part.dropna()
         examples = filled.astype("str").drop_duplicates().head(3).str.slice(0, 30).tolist()
         rows.append({"table": cleaned.name, "column": col, "source_column": source.get(col, ""),
-                     "kind": kinds.get(col, "derived"), "non_missing": len(filled), "missing": len(df) - len(filled),
-                     "missing_share": (len(df) - len(filled)) / len(df) if len(df) else 0.0,
+                     "kind": kinds.get(col, "derived"), "non_missing": len(filled), "missing": len(part) - len(filled),
+                     "missing_share": (len(part) - len(filled)) / len(part) if len(part) else 0.0,
                      "distinct": int(filled.nunique()), "examples": " | ".join(examples)})
     return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def _applies(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Rows where a status-dependent column is expected to be filled."""
+    if "status" not in df.columns:
+        return {}
+    closed = df["status"].isin(["won", "lost"])
+    return {"won": closed, "closed_at": closed, "expected_close_at": df["status"] == "open"}
 
 
 def profile_tables(tables: dict[str, Table], cleaned: dict[str, Cleaned]) -> pd.DataFrame:

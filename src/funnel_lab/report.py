@@ -211,7 +211,9 @@ def add_error_banner(nb, error: str, *, lang: str):
     import nbformat
 
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    # papermill tags two cells: its banner at the top (replaced here) and the anchor above the failing step (kept)
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])
+                or 'id="papermill-error-cell"' in c.get("source", "")]
     banner = (
         f'<div class="fl-banner fl-banner-error" id="fl-error"><strong>{html.escape(t("status.failed", lang))}.</strong> '
         f"{html.escape(t('banner.failed', lang, error=error))} "
