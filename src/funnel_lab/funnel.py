@@ -36,15 +36,18 @@ def deal_reach(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[s
         ``status``.
     """
     k = len(order)
-    h = _history_ranks(history, order)
-    opp = opportunities[["opportunity_id", "status"]]
+    ranks = pd.DataFrame({"stage": order, "rank": range(1, k + 1)})
     con = duckdb.connect()
-    con.register("h", h)
-    con.register("opp", opp)
+    # DuckDB scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
+    con.register("hist", history[["opportunity_id", "stage", "entered_at"]])
+    con.register("ranks", ranks)
+    con.register("opp", opportunities[["opportunity_id", "status"]])
     out = con.sql(f"""
-        with firsts as (
+        with h as (select hist.opportunity_id, hist.entered_at, ranks.rank
+                   from hist left join ranks on hist.stage = ranks.stage),
+        firsts as (
             select opportunity_id, rank, min(entered_at) as first_at
-            from h where rank between 1 and {k} group by opportunity_id, rank),
+            from h where rank is not null group by opportunity_id, rank),
         ordered as (
             select opportunity_id, rank, first_at,
                    row_number() over (partition by opportunity_id order by rank) as rn,
