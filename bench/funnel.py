@@ -53,6 +53,7 @@ def write_history(folder: Path, deals: int, seed: int = 3) -> tuple[Path, Path]:
 def reference(hp: Path, op: Path) -> pd.DataFrame:
     """The same two funnels written directly in DuckDB SQL over the Parquet files."""
     k = len(ORDER)
+    duckdb.sql("set enable_progress_bar = false")
     ranks = ", ".join(f"('{s}', {i})" for i, s in enumerate(ORDER, start=1))
     return duckdb.sql(f"""
         with r(stage, rank) as (values {ranks}),

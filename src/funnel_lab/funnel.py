@@ -37,7 +37,7 @@ def deal_reach(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[s
     """
     k = len(order)
     ranks = pd.DataFrame({"stage": order, "rank": range(1, k + 1)})
-    con = duckdb.connect()
+    con = duckdb.connect(config={"enable_progress_bar": False})
     # DuckDB scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
     con.register("hist", history[["opportunity_id", "stage", "entered_at"]])
     con.register("ranks", ranks)
