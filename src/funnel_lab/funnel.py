@@ -37,7 +37,8 @@ def deal_reach(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[s
     """
     k = len(order)
     ranks = pd.DataFrame({"stage": order, "rank": range(1, k + 1)})
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.sql("set enable_progress_bar = false")  # a scheduler's log is no place for a progress bar
     # DuckDB scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
     con.register("hist", history[["opportunity_id", "stage", "entered_at"]])
     con.register("ranks", ranks)
