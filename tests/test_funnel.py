@@ -118,3 +118,10 @@ def test_demo_history_recovers_the_generators_ground_truth(demo_project):
     won = r.funnel[(r.funnel["mode"] == "any") & (r.funnel["stage"] == "won")]["reached"].item()
     assert won == truth["outcome_counts"]["won"]  # merged duplicates take their history along
     assert r.unmapped.empty and r.deals_with_history == truth["rows"]
+
+
+def test_reach_from_parquet_files_equals_reach_from_frames(history, opps, tmp_path):
+    history.to_parquet(tmp_path / "h.parquet")
+    opps.to_parquet(tmp_path / "o.parquet")
+    from_files = deal_reach(tmp_path / "h.parquet", tmp_path / "o.parquet", ORDER)
+    pd.testing.assert_frame_equal(from_files, deal_reach(history, opps, ORDER))

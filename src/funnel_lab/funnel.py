@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -25,8 +27,18 @@ def unmapped_stages(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return bad.value_counts().rename_axis("stage").reset_index(name="rows")
 
 
-def deal_reach(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+def _register(con, name: str, source, columns: list[str]) -> None:
+    """A DataFrame, or a Parquet file path that DuckDB reads itself (nothing is loaded into pandas)."""
+    if isinstance(source, (str, Path)):
+        con.sql(f"create view {name} as select {', '.join(columns)} from read_parquet('{Path(source)}')")
+    else:
+        con.register(name, source[columns])
+
+
+def deal_reach(history, opportunities, order: list[str]) -> pd.DataFrame:
     """How far each deal with history got, computed in DuckDB (deals, not transitions, are counted).
+
+    ``history`` and ``opportunities`` are DataFrames or Parquet paths: at scale the aggregation runs on the files.
 
     Returns
     -------
@@ -40,9 +52,9 @@ def deal_reach(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[s
     con = duckdb.connect()
     con.sql("set enable_progress_bar = false")  # a scheduler's log is no place for a progress bar
     # DuckDB scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
-    con.register("hist", history[["opportunity_id", "stage", "entered_at"]])
+    _register(con, "hist", history, ["opportunity_id", "stage", "entered_at"])
     con.register("ranks", ranks)
-    con.register("opp", opportunities[["opportunity_id", "status"]])
+    _register(con, "opp", opportunities, ["opportunity_id", "status"])
     out = con.sql(f"""
         with h as (select hist.opportunity_id, hist.entered_at, ranks.rank
                    from hist left join ranks on hist.stage = ranks.stage),
