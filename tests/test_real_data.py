@@ -79,8 +79,8 @@ def test_ab_udacity_mismatches_and_repeated_users(shared_data):
 
 
 @pytest.mark.parametrize("name, reports", [
-    ("salesforce_devorg", ["00_data_quality", "10_stage_design", "20_funnel"]),
-    ("maven_crm", ["00_data_quality", "10_stage_design", "20_funnel"]),
+    ("salesforce_devorg", ["00_data_quality", "10_stage_design", "20_funnel", "60_forecast_monitoring"]),
+    ("maven_crm", ["00_data_quality", "10_stage_design", "20_funnel", "60_forecast_monitoring"]),
     ("xeducation_leads", ["00_data_quality", "10_stage_design", "20_funnel"]), ("ab_udacity", ["00_data_quality"])])
 def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
     res = cli("run", str(EXAMPLES / f"{name}.yaml"), "--out", str(tmp_path), cwd=tmp_path)

@@ -50,7 +50,10 @@ def deal_reach(history, opportunities, order: list[str]) -> pd.DataFrame:
     k = len(order)
     ranks = pd.DataFrame({"stage": order, "rank": range(1, k + 1)})
     con = duckdb.connect()
-    con.sql("set enable_progress_bar = false")  # a scheduler's log is no place for a progress bar
+    try:
+        con.sql("set enable_progress_bar = false")  # a scheduler's log is no place for a progress bar
+    except duckdb.Error:
+        pass  # inside Jupyter DuckDB refuses the change without ipywidgets; its bar is not printed there anyway
     # DuckDB scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
     _register(con, "hist", history, ["opportunity_id", "stage", "entered_at"])
     con.register("ranks", ranks)

@@ -153,3 +153,18 @@ def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, ax:
     ax.legend(frameon=False, loc="lower right")
     ax.set_title(title, loc="left")
     return ax
+
+
+def plot_forecast(forecast: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Expected won revenue per period with its 10-90% simulated range (and the CRM's weighting as a mark)."""
+    ax = _axes(ax, height=3.4)
+    x = np.arange(len(forecast))
+    ax.bar(x, forecast["expected_amount"], color="#4c72b0", alpha=0.85, label="expected")
+    ax.errorbar(x, forecast["p50"], yerr=[forecast["p50"] - forecast["p10"], forecast["p90"] - forecast["p50"]],
+                fmt="none", ecolor="#222222", capsize=5, label="p10-p90")
+    if forecast["crm_weighted"].notna().any():
+        ax.plot(x, forecast["crm_weighted"], "D", color="#dd8452", label="CRM weighted")
+    ax.set_xticks(x, forecast["period"])
+    ax.legend(frameon=False)
+    ax.set_title(title, loc="left")
+    return ax

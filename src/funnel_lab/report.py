@@ -43,6 +43,7 @@ class NotebookSpec:
     name: str
     needs: tuple[str, ...]
     needs_stages: str | None = None  # "order": stages.order; "model": stages.rules or stages.score too
+    needs_columns: tuple[str, ...] = ()  # canonical columns of the opportunities
 
 
 #: What each report needs; a report whose tables are absent is skipped with a note in the index.
@@ -53,7 +54,8 @@ REGISTRY = {
     "30_regression": NotebookSpec("30_regression", needs=("opportunities", "experiment")),
     "40_ab_test": NotebookSpec("40_ab_test", needs=("experiment",)),
     "50_targeting": NotebookSpec("50_targeting", needs=("opportunities",)),
-    "60_forecast_monitoring": NotebookSpec("60_forecast_monitoring", needs=("opportunities",)),
+    "60_forecast_monitoring": NotebookSpec("60_forecast_monitoring", needs=("opportunities",), needs_stages="order",
+                                           needs_columns=("amount",)),
 }
 
 
@@ -144,6 +146,8 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_order"))
         elif spec.needs_stages == "model" and not (params.stages.rules or params.stages.score):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_model"))
+        elif "opportunities" in cleaned and not set(spec.needs_columns) <= set(cleaned["opportunities"].data.columns):
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_amount"))
         else:
             plan.run.append(name)
     if "10_stage_design" in plan.run and "opportunities" in cleaned:

@@ -1,0 +1,40 @@
+"""Forecast pieces against hand calculations and a closed-form check of the simulation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from funnel_lab.forecast import reach_at, simulate_won_revenue, stage_at, win_probability_by_stage
+
+ORDER = ["a", "b"]
+
+
+def test_stage_at_takes_the_latest_entry_up_to_the_date():
+    h = pd.DataFrame({"opportunity_id": ["x", "x", "x", "y"], "stage": ["a", "b", "won", "a"],
+                      "entered_at": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-02-15"])})
+    assert stage_at(h, ORDER, pd.Timestamp("2024-01-20")).to_dict() == {"x": "a"}
+    assert stage_at(h, ORDER, pd.Timestamp("2024-03-05")).to_dict() == {"x": "b", "y": "a"}
+
+
+def test_win_probability_counts_deals_that_reached_the_stage():
+    h = pd.DataFrame({"opportunity_id": ["d1", "d2", "d2", "d3", "d4", "d4"], "stage": ["a", "a", "b", "a", "a", "b"],
+                      "entered_at": pd.to_datetime(["2024-01-01"] * 3 + ["2024-01-02", "2024-01-01", "2024-03-01"])})
+    won = pd.Series({"d1": 0, "d2": 1, "d3": 1, "d4": 0})  # d3 won from a: it passed b too
+    reach = reach_at(h, won, ORDER, pd.Timestamp("2024-02-01"))
+    assert reach.to_dict() == {"d1": 1, "d2": 3, "d3": 3, "d4": 1}  # d4 reached b only in March
+    p = win_probability_by_stage(reach, won, ORDER).set_index("stage")
+    assert p["closed"].tolist() == [4, 2] and p["won"].tolist() == [2, 2] and p["p_win"].tolist() == [0.5, 1.0]
+
+
+def test_simulation_matches_the_closed_form_mean_and_variance():
+    pipe = pd.DataFrame({"period": ["2024-01"] * 3 + ["2024-02"], "amount": [100.0, 200.0, 50.0, 10.0],
+                         "p_win": [0.5, 0.25, 0.9, 1.0], "crm_probability": [50, 50, 50, 100]})
+    out = simulate_won_revenue(pipe, simulations=200_000, seed=1).set_index("period")
+    mean = 100 * 0.5 + 200 * 0.25 + 50 * 0.9
+    sd = np.sqrt(100**2 * 0.25 + 200**2 * 0.25 * 0.75 + 50**2 * 0.9 * 0.1)
+    assert out.loc["2024-01", "expected_amount"] == pytest.approx(mean)
+    assert out.loc["2024-01", "p10"] < mean < out.loc["2024-01", "p90"]
+    assert out.loc["2024-01", "crm_weighted"] == pytest.approx(175.0)
+    assert out.loc["2024-02", "p10"] == out.loc["2024-02", "p90"] == 10.0  # a sure deal has no spread
+    # the simulated spread is the binomial one: 10-90 range about 2 x 1.28 sd for this near-normal sum
+    assert (out.loc["2024-01", "p90"] - out.loc["2024-01", "p10"]) / (2 * 1.2816 * sd) == pytest.approx(1, abs=0.35)
