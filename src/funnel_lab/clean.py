@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,6 @@ class Cleaned:
     duplicates: pd.DataFrame  # group, source_row, <id>, kept, match, score
     flags: pd.DataFrame  # column, flag, detail
     standardised: pd.DataFrame  # column, before, after, cells
-    notes: list[str] = field(default_factory=list)
 
     @property
     def merged_ids(self) -> pd.Series:

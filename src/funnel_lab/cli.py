@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .i18n import t
-    from .report import plan_run
+    from .report import plan_run, skip_note
 
     plan = plan_run(args.params, overrides=args.overrides, only=args.only, notebooks_dir=args.notebooks)
     print(f"params ok: run_name={plan.params.run_name} language={plan.params.language}")
@@ -92,7 +91,7 @@ def _check(args: argparse.Namespace) -> int:
     for name in plan.run:
         print(f"  will run  {name}")
     for r in plan.skipped:
-        print(f"  skip      {r.name}: {t(r.reason, 'en', tables='/'.join(_needs(r.name)))}")
+        print(f"  skip      {r.name}: {skip_note(r, 'en')}")
     return EXIT_OK
 
 
@@ -117,12 +116,6 @@ def _stages(args: argparse.Namespace) -> int:
         other = (other_model, check_model(opp, assign_stages(opp, other_model), other_model, alpha=alpha))
     print(terminal_report(checks, model, compare=other))
     return EXIT_OK
-
-
-def _needs(name: str) -> tuple[str, ...]:
-    from .report import REGISTRY
-
-    return REGISTRY[name].needs if name in REGISTRY else ()
 
 
 if __name__ == "__main__":

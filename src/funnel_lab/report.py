@@ -378,6 +378,12 @@ def _headlines(run_dir: Path) -> dict[str, float]:
     return out
 
 
+def skip_note(result: NotebookResult, lang: str) -> str:
+    """Why a report was skipped, in words (the tables it would need are named)."""
+    needs = REGISTRY[result.name].needs if result.name in REGISTRY else ()
+    return t(result.reason, lang, tables=" / ".join(t(f"table.{n}", lang) for n in needs))
+
+
 def render_index(manifest: dict, results: list[NotebookResult], headlines: dict, *, lang: str,
                  data_files: list[str]) -> str:
     """The run at a glance: status, headline numbers, one link per report with its status, inputs, data files."""
@@ -395,8 +401,7 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
             "status": r.status, "status_label": t(f"status.{r.status}", lang),
             "seconds": f"{r.seconds:.1f}" if r.status != "skipped" else "",
             "href": f"{r.name}.html" if r.status in ("ok", "failed") else None,
-            "note": (t(r.reason, lang, tables=" / ".join(t(f"table.{n}", lang) for n in REGISTRY.get(
-                r.name, NotebookSpec(r.name, ())).needs)) if r.reason else (r.error or "")),
+            "note": skip_note(r, lang) if r.reason else (r.error or ""),
         })
     return env.get_template("run_index.html.j2").render(
         lang=lang, t=lambda k, **kw: t(k, lang, **kw), m=manifest, reports=reports,
