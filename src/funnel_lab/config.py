@@ -317,14 +317,14 @@ def load_params(files: list[str | Path], overrides: list[str] | None = None) -> 
             origin[leaf] = f"--set {text}"
     merged.setdefault("run_name", Path(files[0]).stem)
     if isinstance(merged.get("stages"), str):
-        merged["stages"] = _read_stage_file(Path(merged["stages"]))
+        merged["stages"] = read_stage_file(Path(merged["stages"]))
     try:
         return Params.model_validate(merged)
     except ValidationError as e:
         raise ParamsError("\n".join(_describe(err, origin, str(files[0])) for err in e.errors())) from None
 
 
-def _read_stage_file(path: Path) -> Any:
+def read_stage_file(path: Path) -> Any:
     """A stage model kept in its own YAML file: a ``stages:`` mapping, or the mapping at the file's top level."""
     doc = _read_yaml(path)
     return _resolve_paths({"stages": doc.get("stages", doc)}, path.resolve().parent)["stages"]

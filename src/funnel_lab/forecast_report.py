@@ -26,18 +26,16 @@ def analyse_forecast(run) -> ForecastResult:
     """P(win | stage) from history (or the stage model when there is none), the simulated periods, the backtest."""
     opp = run.opportunities
     order = list(run.params.stages.order)
-    history = run.cleaned["stage_history"].data if "stage_history" in run.cleaned else None
+    history = run.history
     as_of = data_as_of(opp, history, run.params.features.as_of)
-    if history is not None:
-        merged = run.cleaned["opportunities"].merged_ids
-        history = history.assign(opportunity_id=history["opportunity_id"].map(merged).fillna(history["opportunity_id"]))
     won = pd.Series(pd.to_numeric(opp["won"]).to_numpy(), index=opp["opportunity_id"].to_numpy())
     if history is not None:
         stage = stage_at(history, order, as_of)
         reach = reach_at(history, won, order, as_of)
     else:  # no history: the stage model's stage stands for how far a deal got
         stage = pd.Series(run.stages["stage"].astype("str").to_numpy(), index=opp["opportunity_id"].to_numpy())
-        reach = pd.Series(run.stages["stage_rank"].to_numpy(), index=stage.index).where(~won.eq(1).fillna(False), len(order) + 1)
+        reach = pd.Series(run.stages["stage_rank"].to_numpy(), index=stage.index)
+        reach = reach.where(~won.eq(1).fillna(False), len(order) + 1)
     p_win = win_probability_by_stage(reach, won, order)
     cfg = run.params.forecast
     pipeline = open_pipeline(opp, stage, p_win, as_of=as_of, horizon_days=cfg.horizon_days)

@@ -45,11 +45,7 @@ def analyse_funnel(run) -> FunnelResult:
     """Compute the funnel and its companions for a run (stage history when present, else current stages)."""
     opp = run.opportunities
     order = list(run.params.stages.order)
-    history = run.cleaned["stage_history"].data if "stage_history" in run.cleaned else None
-    if history is not None:
-        # history rows of a merged duplicate belong to the record that was kept for it
-        merged = run.cleaned["opportunities"].merged_ids
-        history = history.assign(opportunity_id=history["opportunity_id"].map(merged).fillna(history["opportunity_id"]))
+    history = run.history
     as_of = data_as_of(opp, history, run.params.features.as_of)
     if history is not None:
         reach = deal_reach(history, opp, order)

@@ -61,6 +61,15 @@ class RunContext:
         return self.cleaned["opportunities"].data
 
     @cached_property
+    def history(self) -> pd.DataFrame | None:
+        """The cleaned stage history, its ids following the dedupe (a merged duplicate's rows go to the record kept)."""
+        if "stage_history" not in self.cleaned:
+            return None
+        h = self.cleaned["stage_history"].data
+        merged = self.cleaned["opportunities"].merged_ids if "opportunities" in self.cleaned else pd.Series()
+        return h.assign(opportunity_id=h["opportunity_id"].map(merged).fillna(h["opportunity_id"]))
+
+    @cached_property
     def stage_model(self) -> StageModel:
         """The params' stage model, parsed and whitelisted (nothing evaluated yet)."""
         if self.params.stages is None:

@@ -72,19 +72,12 @@ def build_model(cfg: Stages, *, context: str = "stages") -> StageModel:
 
 def load_model_file(path: str | Path, *, context: str) -> StageModel:
     """A stage model from its own YAML file (a ``stages:`` mapping, or the file's top level)."""
-    import yaml
-
-    from .config import _TextDatesLoader
+    from .config import read_stage_file
 
     try:
-        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_TextDatesLoader) or {}
-    except OSError as e:
-        raise ParamsError(f"{context}: cannot read stage model {path} ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{context}: {path} is not valid YAML ({getattr(e, 'problem', e)})") from None
-    doc = doc.get("stages", doc) if isinstance(doc, dict) else doc
-    try:
-        cfg = Stages.model_validate(doc)
+        cfg = Stages.model_validate(read_stage_file(Path(path)))
+    except ParamsError as e:
+        raise ParamsError(f"{context}: {e}") from None
     except Exception as e:  # pydantic's message is long; the first line names the key
         raise ParamsError(f"{path}: not a valid stage model: {str(e).splitlines()[0]}") from None
     return build_model(cfg, context=str(path))
