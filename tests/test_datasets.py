@@ -295,7 +295,7 @@ def test_stage_history(demo, clean):
     facts = gt["stage_history"]
     label_map = gt["dirt"]["stage_label_map"]
     h = _read(out / "stage_history.csv")
-    assert list(h.columns) == ["Opportunity ID", "Stage", "Entered At"]
+    assert list(h.columns) == ["Opportunity ID", "Stage", "Entered At", "Expected Close Date"]
     assert h["Stage"].isin(list(label_map)).all()
     assert set(h["Opportunity ID"]) == set(clean.index)
     h["stage"] = h["Stage"].map(label_map)
@@ -314,9 +314,12 @@ def test_stage_history(demo, clean):
     both_open = code.notna() & prev.notna()
     assert (both_open & (code - prev > 1)).sum() == facts["skips"]
     assert (both_open & (code < prev)).sum() == facts["backward_moves"]
-    assert (h.groupby(["Opportunity ID", "stage"]).cumcount() > 0).sum() == facts["re_entries"]
+    repeated = h["stage"].eq(g["stage"].shift())
+    assert repeated.sum() == facts["repeated_rows"]
+    stays = h[~repeated]
+    assert (stays.groupby(["Opportunity ID", "stage"]).cumcount() > 0).sum() == facts["re_entries"]
     assert 0.07 < facts["skips"] / ROWS < 0.13 and 0.03 < facts["backward_moves"] / ROWS < 0.07
-    assert facts["re_entries"] > 2 * facts["backward_moves"]
+    assert facts["re_entries"] == 2 * facts["backward_moves"] and facts["repeated_rows"] > 0
 
     last = g.tail(1).set_index("Opportunity ID")
     outcome = clean["outcome"]
@@ -328,6 +331,15 @@ def test_stage_history(demo, clean):
     assert (last.loc[closed, "at"].dt.normalize() == clean.loc[closed, "close_date"]).all()
     terminal = h["stage"].isin(["won", "lost"])
     assert terminal.sum() == len(closed)
+    # the expected close as it stood at each row: never before the row, ending at the real (or current) close
+    expected = pd.to_datetime(h["Expected Close Date"], format="%Y-%m-%d")
+    assert (expected >= h["at"].dt.normalize()).all()
+    last_expected = expected.groupby(h["Opportunity ID"]).last()
+    assert (last_expected.loc[closed] == clean.loc[closed, "close_date"]).all()
+    still_open = outcome[outcome == "open"].index
+    assert (last_expected.loc[still_open] == clean.loc[still_open, "expected_close_date"]).all()
+    moved = expected.groupby(h["Opportunity ID"]).nunique() > 1
+    assert 0.3 < moved.mean() < 0.95  # most deals' dates move, as in a real CRM
     open_ = outcome[outcome == "open"].index
     assert (last.loc[open_, "stage"] == clean.loc[open_, "stage"]).all()
     stalled = last.loc[open_][AS_OF - last.loc[open_, "at"] > pd.Timedelta(days=120)].index

@@ -38,3 +38,52 @@ def test_simulation_matches_the_closed_form_mean_and_variance():
     assert out.loc["2024-02", "p10"] == out.loc["2024-02", "p90"] == 10.0  # a sure deal has no spread
     # the simulated spread is the binomial one: 10-90 range about 2 x 1.28 sd for this near-normal sum
     assert (out.loc["2024-01", "p90"] - out.loc["2024-01", "p10"]) / (2 * 1.2816 * sd) == pytest.approx(1, abs=0.35)
+
+
+def _snapshot_example():
+    opp = pd.DataFrame({
+        "opportunity_id": ["p0", "p1", "p2", "p3", "p4"],
+        "status": ["won", "won", "lost", "won", "open"],
+        "created_at": pd.to_datetime(["2023-12-01", "2024-01-10", "2024-01-10", "2024-02-10", "2024-01-20"]),
+        "closed_at": pd.to_datetime(["2024-01-20", "2024-03-15", "2024-02-20", "2024-04-10", None]),
+        "amount": [1000.0, 100, 200, 300, 400],
+    })
+    h = pd.DataFrame({
+        "opportunity_id": ["p0", "p1", "p2", "p3", "p3", "p4"],
+        "stage": ["a", "a", "a", "a", "b", "a"],
+        "entered_at": pd.to_datetime(["2023-12-01", "2024-01-10", "2024-01-10", "2024-02-10", "2024-02-20",
+                                      "2024-01-20"]),
+        "expected_close_at": pd.to_datetime(["2024-01-31", "2024-03-31", "2024-02-28", "2024-03-20", "2024-04-01",
+                                             "2024-09-01"]),
+    })
+    return opp, h
+
+
+def test_win_probability_from_snapshots_by_hand():
+    from funnel_lab.forecast import snapshot_dates, win_probability_at_snapshots
+
+    opp, h = _snapshot_example()
+    assert snapshot_dates(pd.Timestamp("2024-01-10"), pd.Timestamp("2024-03-05")) == [
+        pd.Timestamp("2024-02-01"), pd.Timestamp("2024-03-01")]
+    dates = snapshot_dates(opp["created_at"].min(), pd.Timestamp("2024-05-01"))
+    p = win_probability_at_snapshots(h, opp, ORDER, dates=dates, known_by=pd.Timestamp("2024-05-01")).set_index("stage")
+    # Jan 1: p0 at a (won). Feb 1: p1, p2 at a (won, lost). Mar 1: p1 at a, p3 at b (both won); p4 is still open.
+    # Apr 1: p3 at b (won). So a: 4 deal-snapshots, 3 won; b: 2, 2.
+    assert p["closed"].tolist() == [4, 2] and p["won"].tolist() == [3, 2]
+    assert p["p_win"].tolist() == [0.75, 1.0]
+
+
+def test_backtest_uses_only_what_was_known_then():
+    from funnel_lab.forecast import backtest
+
+    opp, h = _snapshot_example()
+    d = pd.Timestamp("2024-03-05")
+    bt = backtest(opp, h, ORDER, dates=[d], horizon_days=60).iloc[0]
+    # known by Mar 5: Jan 1 snapshot p0 at a (won), Feb 1 p2 at a (lost; p1 not closed yet) -> P(a) = 0.5, P(b) unknown.
+    # Open then: p1 (a, due Mar 31), p3 (b, due Apr 1), p4 (a, due Sep 1: beyond the 60 days).
+    assert bt["timing"] == "as_known_then" and bt["open_deals"] == 3 and bt["forecast_deals"] == 2
+    assert bt["forecast"] == pytest.approx(100 * 0.5)
+    assert bt["actual"] == pytest.approx(100 + 300)  # p1 and p3 were won within the horizon
+    # without close dates in the history, the deals that did close in the horizon stand in for the expected ones
+    known = backtest(opp, h.drop(columns="expected_close_at"), ORDER, dates=[d], horizon_days=60).iloc[0]
+    assert known["timing"] == "known" and known["forecast_deals"] == 2 and known["forecast"] == pytest.approx(50)

@@ -17,7 +17,7 @@ CANONICAL_KINDS = {
     "opportunities": {"opportunity_id": "id", "status": "status", "created_at": "date", "closed_at": "date",
                       "expected_close_at": "date", "amount": "number", "crm_probability": "number", "owner": "text",
                       "account": "text", "source": "text", "segment": "text", "crm_stage": "text"},
-    "stage_history": {"opportunity_id": "id", "stage": "text", "entered_at": "date"},
+    "stage_history": {"opportunity_id": "id", "stage": "text", "entered_at": "date", "expected_close_at": "date"},
     "activities": {"opportunity_id": "id", "account": "text", "activity_type": "text", "occurred_at": "date",
                    "value": "number"},
     "experiment": {"unit_id": "id", "variant": "text", "converted": "binary", "value": "number", "pre_value": "number",

@@ -160,6 +160,8 @@ class Forecast(_Strict):
 class Monitoring(_Strict):
     period: Literal["D", "W", "M", "Q"] = "W"
     alert_sigma: float = Field(3.0, gt=0)
+    #: days a deal has to reach a later stage to count as converted; None: each stage's 75th percentile
+    window_days: int | None = Field(None, ge=1)
 
 
 class Params(_Strict):

@@ -356,8 +356,14 @@ def _stage_paths(top: np.ndarray, outcome: np.ndarray, skipped: np.ndarray, want
     return paths, deal_back, deal_repeat
 
 
-def _stage_history(rng: np.random.Generator, truth: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Stage entries per deal, with skips, backward moves, re-entries and stalls."""
+def _stage_history(rng: np.random.Generator, truth: pd.DataFrame,
+                   close_rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+    """Stage entries per deal, with skips, backward moves, re-entries and stalls.
+
+    Each row also carries the expected close date as the rep had it then (drawn from ``close_rng``, so that adding it
+    left every other demo value unchanged): a first guess of 60-110% of the real time to close, moving linearly to the
+    real close (closed deals) or the current expected close (open deals), never before the row's own day.
+    """
     n = len(truth)
     top = truth["top_stage"].to_numpy()
     outcome = truth["outcome"].to_numpy()
@@ -408,16 +414,25 @@ def _stage_history(rng: np.random.Generator, truth: pd.DataFrame) -> tuple[pd.Da
 
     chinese = rng.random(codes.size) < _CHINESE_STAGE_SHARE
     labels = np.where(chinese, np.array(_STAGE_ZH)[codes], np.array(_STAGE_EN)[codes])
+
+    final = np.where(is_open, truth["expected_close_day"].to_numpy(), truth["close_day"].to_numpy())
+    guess = created + np.round((final - created) * close_rng.uniform(0.6, 1.1, n)).astype(int)
+    # a deal with one row has only its current expected close
+    progress = np.where((t_end > t0)[deal], (seconds - t0[deal]) / np.maximum(t_end - t0, 1)[deal], 1.0)
+    expected = guess[deal] + np.round((final - guess)[deal] * progress).astype(int)
+    expected = np.maximum(expected, seconds // day_s)
     history = pd.DataFrame({
         "Opportunity ID": truth["opportunity_id"].to_numpy()[deal],
         "Stage": labels,
         "Entered At": _second_strings(seconds),
+        "Expected Close Date": _day_strings(expected),
     })
     stalled_ids = truth["opportunity_id"].to_numpy()[stalled].tolist()
     facts = {
         "skips": int(do_skip.sum()),
         "backward_moves": n_back,
-        "re_entries": 2 * n_back + n_repeat,
+        "re_entries": 2 * n_back,
+        "repeated_rows": n_repeat,
         "deals_with_skip": int(do_skip.sum()),
         "deals_with_backward_move": int(deal_back.sum()),
         "deals_with_repeat_entry": int(deal_repeat.sum()),
@@ -429,7 +444,8 @@ def _stage_history(rng: np.random.Generator, truth: pd.DataFrame) -> tuple[pd.Da
         "definitions": {
             "skip": "consecutive entries between open stages that move forward by more than one stage",
             "backward_move": "consecutive entries between open stages that move to an earlier stage",
-            "re_entry": "an entry into a stage the deal has already entered before",
+            "re_entry": "an entry into a stage the deal has already entered before, after being in another stage",
+            "repeated_row": "a row in the stage of the row before it (a re-save, not a move: one stay)",
         },
     }
     return history, facts
@@ -706,7 +722,7 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     rows = int(rows)
     rng = np.random.default_rng(seed)
     truth_table, pool = _build_truth(rng, rows)
-    history, history_facts = _stage_history(rng, truth_table)
+    history, history_facts = _stage_history(rng, truth_table, np.random.default_rng([seed, 1]))
     opportunities, dirt = _dirty_opportunities(rng, truth_table, pool)
     experiment, experiment_facts = _experiment(rng, rows // 2)
 

@@ -52,6 +52,43 @@ def win_probability_by_stage(reach: pd.Series, won: pd.Series, order: list[str])
     return pd.DataFrame(rows)
 
 
+def win_probability_at_snapshots(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[str], *,
+                                 dates: list[pd.Timestamp], known_by: pd.Timestamp) -> pd.DataFrame:
+    """Empirical P(win | a deal is at stage k now), from snapshots of the past pipeline.
+
+    At each snapshot date the open deals and their stage then; among those closed by ``known_by``, the share won,
+    pooled over snapshots (a deal counts once per snapshot it was open in). Unlike "closed deals that reached stage k"
+    this weighs deals by the time they spend in a stage, as today's open pipeline does: a deal that lingers in a stage
+    is more often met there, and wins less often.
+
+    Returns
+    -------
+    DataFrame
+        ``stage``, ``closed`` (closed deal-snapshots), ``won``, ``p_win`` (NaN where none closed).
+    """
+    o = opportunities.set_index("opportunity_id")
+    h = history[history["stage"].astype("str").isin(order)].sort_values(["opportunity_id", "entered_at"],
+                                                                         kind="stable")
+    closed_by = o["closed_at"] <= known_by
+    parts = []
+    for d in dates:
+        open_then = (o["created_at"] <= d) & ~(o["closed_at"] <= d) & closed_by
+        last = h[h["entered_at"] <= d].groupby("opportunity_id").tail(1).set_index("opportunity_id")["stage"]
+        stage = last.reindex(o.index[open_then.to_numpy()]).dropna()
+        parts.append(pd.DataFrame({"stage": stage.astype("str").to_numpy(),
+                                   "won": o.loc[stage.index, "status"].eq("won").to_numpy()}))
+    snap = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"stage": [], "won": []})
+    g = snap.groupby("stage")["won"].agg(closed="count", won="sum").reindex(order, fill_value=0)
+    out = g.rename_axis("stage").reset_index().astype({"closed": "int64", "won": "int64"})
+    out["p_win"] = np.where(out["closed"] > 0, out["won"] / out["closed"].clip(lower=1), np.nan)
+    return out
+
+
+def snapshot_dates(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+    """The first day of every month after ``start`` up to ``end`` (exclusive): the snapshots of the past pipeline."""
+    return [d for d in pd.date_range(start.normalize() + pd.offsets.MonthBegin(1), end, freq="MS") if d < end]
+
+
 def simulate_won_revenue(pipeline: pd.DataFrame, *, simulations: int, seed: int = 0) -> pd.DataFrame:
     """Monte Carlo of won revenue per period: each open deal is won with its probability, independently.
 
@@ -101,31 +138,44 @@ def open_pipeline(opportunities: pd.DataFrame, stage: pd.Series, p_win: pd.DataF
 
 def backtest(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str], *, dates: list[pd.Timestamp],
              horizon_days: int) -> pd.DataFrame:
-    """Forecasts made at past dates, against what then happened: a test of the stage win probabilities.
+    """Forecasts made at past dates with only what was known then, against what then happened.
 
-    At each date: the deals open then (created before it, not closed by it), their stage then, and P(win | stage)
-    from the deals closed before the date only. Among the open deals that closed within the horizon, the forecast is
-    the sum of amount x P(win) and the actual is the amount won. The close timing is taken as known (past exports
-    keep no history of expected close dates), so the backtest judges the probabilities, not the timing.
+    At each date: the deals open then, their stage then, and P(win | stage) from snapshots before the date of deals
+    closed by then (:func:`win_probability_at_snapshots`).
+    When the history carries ``expected_close_at`` (the close date as it stood at each row), the forecast is made as
+    :func:`open_pipeline` makes it today: deals expected by then to close within the horizon, each amount x P(win);
+    the actual is the amount won within the horizon by any deal open at the date (slipped and early closes included).
+    Without that history the expected close dates of the past are unknown, so the deals that did close within the
+    horizon stand in for them (``timing`` = ``known``): that judges the probabilities only.
 
     Returns
     -------
     DataFrame
-        ``as_of``, ``open_deals``, ``closed_in_horizon``, ``forecast``, ``actual``, ``error`` (forecast / actual - 1).
+        ``as_of``, ``timing`` (``as_known_then`` or ``known``), ``open_deals``, ``forecast_deals``, ``forecast``,
+        ``actual``, ``error`` (forecast / actual - 1).
     """
+    from .monitoring import expected_close_as_known
+
     o = opportunities.set_index("opportunity_id")
+    with_dates = "expected_close_at" in history and history["expected_close_at"].notna().any()
     rows = []
     for d in dates:
         end = d + pd.Timedelta(days=horizon_days)
         open_then = o[(o["created_at"] <= d) & ~(o["closed_at"] <= d)]
-        closed_before = o[o["closed_at"] <= d]
         stage_then = stage_at(history, order, d)
-        reach = reach_at(history, closed_before["won"], order, d).reindex(closed_before.index).dropna()
-        p = win_probability_by_stage(reach, closed_before["won"], order)
+        p = win_probability_at_snapshots(history, opportunities, order, known_by=d,
+                                         dates=snapshot_dates(o["created_at"].min(), d))
         prob = stage_then.reindex(open_then.index).map(p.set_index("stage")["p_win"])
-        closing = open_then[open_then["closed_at"] <= end]
-        forecast = float((closing["amount"] * prob.reindex(closing.index)).sum())
-        actual = float(closing.loc[closing["status"] == "won", "amount"].sum())
-        rows.append({"as_of": d.date().isoformat(), "open_deals": len(open_then), "closed_in_horizon": len(closing),
-                     "forecast": forecast, "actual": actual, "error": forecast / actual - 1 if actual else np.nan})
-    return pd.DataFrame(rows, columns=["as_of", "open_deals", "closed_in_horizon", "forecast", "actual", "error"])
+        if with_dates:
+            due = expected_close_as_known(history, opportunities, d).reindex(open_then.index).clip(lower=d)
+            counted = open_then[due <= end]
+        else:
+            counted = open_then[open_then["closed_at"] <= end]
+        forecast = float((counted["amount"] * prob.reindex(counted.index)).sum())
+        won = open_then[(open_then["status"] == "won") & (open_then["closed_at"] <= end)]
+        actual = float(won["amount"].sum())
+        rows.append({"as_of": d.date().isoformat(), "timing": "as_known_then" if with_dates else "known",
+                     "open_deals": len(open_then), "forecast_deals": len(counted), "forecast": forecast,
+                     "actual": actual, "error": forecast / actual - 1 if actual else np.nan})
+    return pd.DataFrame(rows, columns=["as_of", "timing", "open_deals", "forecast_deals", "forecast", "actual",
+                                       "error"])

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .forecast import backtest, open_pipeline, reach_at, simulate_won_revenue, stage_at, win_probability_by_stage
+from .forecast import (backtest, open_pipeline, simulate_won_revenue, snapshot_dates, stage_at,
+                       win_probability_at_snapshots, win_probability_by_stage)
 from .funnel_report import data_as_of
 from .i18n import format_number, format_percent, t
 
@@ -29,14 +30,15 @@ def analyse_forecast(run) -> ForecastResult:
     history = run.history
     as_of = data_as_of(opp, history, run.params.features.as_of)
     won = pd.Series(pd.to_numeric(opp["won"]).to_numpy(), index=opp["opportunity_id"].to_numpy())
-    if history is not None:
+    if history is not None and opp["created_at"].notna().any():
         stage = stage_at(history, order, as_of)
-        reach = reach_at(history, won, order, as_of)
+        p_win = win_probability_at_snapshots(history, opp, order, known_by=as_of,
+                                             dates=snapshot_dates(opp["created_at"].min(), as_of))
     else:  # no history: the stage model's stage stands for how far a deal got
         stage = pd.Series(run.stages["stage"].astype("str").to_numpy(), index=opp["opportunity_id"].to_numpy())
         reach = pd.Series(run.stages["stage_rank"].to_numpy(), index=stage.index)
         reach = reach.where(~won.eq(1).fillna(False), len(order) + 1)
-    p_win = win_probability_by_stage(reach, won, order)
+        p_win = win_probability_by_stage(reach, won, order)
     cfg = run.params.forecast
     pipeline = open_pipeline(opp, stage, p_win, as_of=as_of, horizon_days=cfg.horizon_days)
     forecast = simulate_won_revenue(pipeline, simulations=cfg.simulations)
@@ -61,9 +63,11 @@ def summary_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90) -
         out.append(t("fc.crm", lang, crm=format_number(f["crm_weighted"].sum(), lang)))
     if r.left_out:
         out.append(t("fc.left_out", lang, n=format_number(r.left_out, lang)))
-    if len(r.backtest) and r.backtest["error"].notna().any():
-        out.append(t("fc.backtest_summary", lang, n=len(r.backtest),
-                     err=format_percent(float(r.backtest["error"].abs().mean()), lang)))
+    err = r.backtest["error"].dropna() if len(r.backtest) else pd.Series(dtype=float)
+    if len(err):
+        bias = "high" if (err > 0).all() else "low" if (err < 0).all() else "mixed"
+        out.append(t("fc.backtest_summary", lang, n=len(err), err=format_percent(float(err.abs().mean()), lang),
+                     bias=t(f"fc.bias.{bias}", lang)))
     return out
 
 
@@ -73,7 +77,7 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
     from .plots import plot_forecast
 
     run.heading("fc.p_win")
-    run.say("fc.p_win_note")  # closed deals that reached each stage
+    run.say("fc.p_win_note" if run.history is not None else "fc.p_win_note_current")
     pw = r.p_win.assign(stage=r.p_win["stage"].map(lambda s: labels.get(s, s)))
     run.table(pw, labels={"stage": "col.stage", "closed": "col.closed", "won": "col.won", "p_win": "col.p_win"},
               percent=("p_win",))
@@ -86,5 +90,7 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
         plt.close(ax.figure)
     if len(r.backtest):
         run.heading("fc.backtest")
-        run.say("fc.backtest_note")
-        run.table(r.backtest, labels={c: f"col.{c}" for c in r.backtest.columns}, percent=("error",))
+        known = (r.backtest["timing"] == "known").any()
+        run.say("fc.backtest_note_known" if known else "fc.backtest_note")
+        run.table(r.backtest, labels={c: f"col.{c}" for c in r.backtest.columns}, percent=("error",),
+                  translate={"timing": "value.timing"})

@@ -27,6 +27,7 @@ class FunnelResult:
     rates: dict
     cohorts: pd.DataFrame
     as_of: pd.Timestamp
+    by_month: object = None  # monitoring_report.ConversionHistory per month (None without history)
 
 
 def data_as_of(opportunities: pd.DataFrame, history: pd.DataFrame | None, configured=None) -> pd.Timestamp:
@@ -60,9 +61,11 @@ def analyse_funnel(run) -> FunnelResult:
         funnel = funnel_from_current_stage(opp, ranks, order)
         dyn, times, stalled = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         unmapped, n_hist = pd.DataFrame(columns=["stage", "rows"]), 0
+    from .monitoring_report import conversion_history  # it reads data_as_of from here
+
     cohorts = cohort_table(opp, as_of=as_of) if {"created_at", "closed_at"} <= set(opp.columns) else pd.DataFrame()
     return FunnelResult(order, funnel, history is not None, n_hist, unmapped, dyn, times, stalled, win_rates(opp),
-                        cohorts, as_of)
+                        cohorts, as_of, conversion_history(run, "M"))
 
 
 def _current_ranks(run, order: list[str]) -> pd.DataFrame:
@@ -71,6 +74,8 @@ def _current_ranks(run, order: list[str]) -> pd.DataFrame:
         return run.stages
     crm = run.opportunities.get("crm_stage", pd.Series(index=run.opportunities.index, dtype="str"))
     rank = crm.astype("str").map({s: i for i, s in enumerate(order, start=1)}).fillna(0).astype(int)
+    # a lost deal's CRM stage says "lost", not where it was lost: it was in the pipeline, so at least at the first stage
+    rank = rank.where(~(run.opportunities["status"].eq("lost") & rank.eq(0)), 1)
     return pd.DataFrame({"stage_rank": rank.to_numpy()}, index=run.opportunities.index)
 
 
@@ -93,6 +98,11 @@ def summary_sentences(r: FunnelResult, lang: str, labels: dict[str, str]) -> lis
     w = r.rates
     out.append(t("fn.summary_rates", lang, closed=p(w["closed_win_rate"]), cohort=p(w["cohort_win_rate"]),
                  cycle=format_number(w["cycle_days"], lang), open=format_number(w["open"], lang)))
+    if r.by_month is not None:
+        from .monitoring_report import bottleneck_sentence
+
+        sentence = bottleneck_sentence(r.by_month, lang, labels)
+        out += [sentence] if sentence else []
     if len(r.stalled):
         out.append(t("fn.summary_stalled", lang, n=format_number(len(r.stalled), lang)))
     return out

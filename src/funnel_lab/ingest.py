@@ -29,7 +29,7 @@ CANONICAL = {
         "opportunity_id", "status", "created_at", "closed_at", "expected_close_at", "amount", "owner", "account",
         "source", "segment", "crm_stage", "crm_probability",
     ),
-    "stage_history": ("opportunity_id", "stage", "entered_at"),
+    "stage_history": ("opportunity_id", "stage", "entered_at", "expected_close_at"),
     "activities": ("opportunity_id", "account", "activity_type", "occurred_at", "value"),
     "experiment": ("unit_id", "variant", "converted", "value", "pre_value", "segment", "assigned_at"),
 }

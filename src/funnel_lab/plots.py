@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 
 def _axes(ax: Axes | None, *, height: float) -> Axes:
@@ -126,8 +126,8 @@ def plot_funnel(funnel: pd.DataFrame, *, labels: dict[str, str] | None = None, t
     return ax
 
 
-def plot_cohorts(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
-    """Heatmap of cumulative win share by creation month (rows) and months elapsed (columns); blank = immature."""
+def plot_rate_heatmap(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Heatmap of shares (rows x columns), annotated when it fits; a missing cell stays blank (not measured)."""
     import seaborn as sns
 
     ax = _axes(ax, height=0.3 * len(table) + 1.5)
@@ -138,6 +138,11 @@ def plot_cohorts(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
     ax.set_ylabel("")
     ax.set_title(title, loc="left")
     return ax
+
+
+def plot_cohorts(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Cumulative win share by creation month (rows) and months elapsed (columns); blank = immature."""
+    return plot_rate_heatmap(table, title=title, ax=ax)
 
 
 def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, ax: Axes | None = None) -> Axes:
@@ -166,5 +171,71 @@ def plot_forecast(forecast: pd.DataFrame, *, title: str = "", ax: Axes | None = 
         ax.plot(x, forecast["crm_weighted"], "D", color="#dd8452", label="CRM weighted")
     ax.set_xticks(x, forecast["period"])
     ax.legend(frameon=False)
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str], labels: dict[str, str] | None = None,
+                        title: str = "", last: int = 52) -> plt.Figure:
+    """One control chart per stage: the metric per period, its center and limits, breaches marked in red.
+
+    Parameters
+    ----------
+    limits : DataFrame
+        From :func:`funnel_lab.monitoring.control_limits`.
+    metric : {"entered", "conversion"}
+        Which chart: entries (c-chart) or conversion (p-chart).
+    stages : list of str
+        The stages to draw, one panel each.
+    last : int
+        The most recent periods shown.
+    """
+    fig, axes = plt.subplots(len(stages), 1, figsize=(9, 1.9 * len(stages) + 0.6), sharex=True, layout="constrained",
+                             squeeze=False)
+    periods = sorted(set(limits["period_start"]))[-last:]
+    for ax, stage in zip(axes[:, 0], stages):
+        s = limits[(limits["stage"] == stage) & limits["period_start"].isin(periods)].sort_values("period_start")
+        x, v = s["period_start"], s[metric].astype(float)
+        judged = s["complete"] if metric == "entered" else s["mature"] & (s["entered"] > 0)
+        v = v.where(judged)
+        ax.fill_between(x, s[f"{metric}_lcl"].astype(float), s[f"{metric}_ucl"].astype(float), color="#4c72b0",
+                        alpha=0.15, lw=0)
+        ax.plot(x, s[f"{metric}_center"].astype(float), color="#4c72b0", lw=1, ls="--")
+        ax.plot(x, v, "o-", color="#333333", ms=3, lw=1)
+        out = judged & ((v < s[f"{metric}_lcl"]) | (v > s[f"{metric}_ucl"]))
+        ax.plot(x[out], v[out], "o", color="#c44e52", ms=6)
+        ax.set_ylabel((labels or {}).get(stage, stage), rotation=0, ha="right", va="center")
+        if metric == "conversion":
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    axes[0, 0].set_title(title, loc="left")
+    axes[-1, 0].tick_params(axis="x", rotation=30)
+    return fig
+
+
+def plot_waterfall(waterfall: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+                   ax: Axes | None = None) -> Axes:
+    """Pipeline amount from start to end: level bars for start and end, floating bars for each flow between."""
+    from .monitoring import STEP_SIGN
+
+    ax = _axes(ax, height=3.6)
+    level, x = 0.0, np.arange(len(waterfall))
+    for i, row in enumerate(waterfall.itertuples()):
+        sign = STEP_SIGN.get(row.step)
+        if sign is None:  # start or end: a level
+            bottom, height, color, level = 0.0, row.amount, "#4c72b0", row.amount
+        else:
+            bottom = level if sign > 0 else level - row.amount
+            height, color = row.amount, "#55a868" if sign > 0 else "#c44e52"
+            level += sign * row.amount
+        ax.bar(i, height, bottom=bottom, color=color, width=0.6)
+        ax.annotate(f"{sign and ('+' if sign > 0 else '-') or ''}{row.amount:,.0f}\n({row.deals:,})",
+                    (i, bottom + height), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(x, [(labels or {}).get(s, s) for s in waterfall["step"]])
+    # the flows are small beside the levels: start the axis just below the lowest point so that they show
+    low = min(waterfall["amount"].iloc[0], waterfall["amount"].iloc[-1], level - waterfall["amount"].max())
+    high = max(waterfall["amount"].iloc[0], waterfall["amount"].iloc[-1]) + waterfall["amount"].iloc[1:-1].sum()
+    span = max(high - low, 1.0)
+    ax.set_ylim(max(0.0, low - 0.25 * span), high + 0.15 * span)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_title(title, loc="left")
     return ax

@@ -67,7 +67,9 @@ class RunContext:
             return None
         h = self.cleaned["stage_history"].data
         merged = self.cleaned["opportunities"].merged_ids if "opportunities" in self.cleaned else pd.Series()
-        return h.assign(opportunity_id=h["opportunity_id"].map(merged).fillna(h["opportunity_id"]))
+        if merged.empty:
+            return h
+        return h.assign(opportunity_id=h["opportunity_id"].map(merged.astype("str")).fillna(h["opportunity_id"]))
 
     @cached_property
     def stage_model(self) -> StageModel:
@@ -143,7 +145,9 @@ class RunContext:
             elif pd.api.types.is_integer_dtype(df[col]):
                 shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,}")
             elif pd.api.types.is_float_dtype(df[col]):
-                shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,.2f}" if abs(x) < 1e6 else f"{x:,.0f}")
+                whole = bool((df[col].dropna() % 1 == 0).all())  # counts and amounts in whole units: no ".00"
+                shown[col] = shown[col].map(lambda x, w=whole: "" if pd.isna(x) else f"{x:,.0f}" if w or abs(x) >= 1e6
+                                            else f"{x:,.2f}")
             elif pd.api.types.is_bool_dtype(df[col]):
                 shown[col] = shown[col].map(lambda x: self.t("value.yes") if x is True else self.t("value.no"))
         shown = shown.astype("object").where(shown.notna(), "")

@@ -31,8 +31,10 @@ a bare "Won"/"Lost"; any other stage is open. Status is missing only where nothi
 with no flags, or IsWon false without a StageName column).
 
 OpportunityHistory mapping: OpportunityId -> opportunity_id, StageName -> stage, CreatedDate -> entered_at (the
-moment the row, i.e. the stage change, was written). Amount, CloseDate, Probability, ForecastCategory and the rest
-stay as features.
+moment the row was written), CloseDate -> expected_close_at (the close date as it stood then: the pipeline waterfall
+sees deals pulled in and pushed out). Salesforce writes a row on any change of stage, amount, close date or
+probability, so consecutive rows may repeat a stage. Amount, Probability, ForecastCategory and the rest stay as
+features.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ HISTORY_PRESET = Preset(
         "opportunity_id": ("OpportunityId",),
         "stage": ("StageName",),
         "entered_at": ("CreatedDate",),
+        "expected_close_at": ("CloseDate",),
     },
     placeholders=NULL_IDS,
 )

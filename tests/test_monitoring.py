@@ -1,0 +1,172 @@
+"""Monitoring against hand calculations: stage entries, windows, control limits, alerts, the pipeline waterfall."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from funnel_lab.monitoring import (below_own_history, breaches, control_limits, conversion_windows,
+                                   expected_close_as_known, period_series, pipeline_moves, pipeline_waterfall,
+                                   stage_entries)
+
+ORDER = ["a", "b", "c"]
+T = pd.Timestamp
+
+
+def _history(rows):
+    return pd.DataFrame(rows, columns=["opportunity_id", "stage", "entered_at"]).assign(
+        entered_at=lambda d: pd.to_datetime(d["entered_at"]))
+
+
+def test_stage_entries_first_entry_and_first_move_further():
+    h = _history([
+        ("d1", "a", "2024-01-01"), ("d1", "b", "2024-01-05"), ("d1", "a", "2024-01-07"), ("d1", "b", "2024-01-09"),
+        ("d1", "c", "2024-01-20"),
+        ("d2", "c", "2024-01-03"), ("d2", "a", "2024-01-04"),  # entered c first, then a: a never led further
+        ("d3", "a", "2024-01-02"), ("d3", "won", "2024-02-01"),  # won straight from a (history's won row)
+        ("d4", "a", "2024-01-02"), ("d4", "lost", "2024-01-10"),
+    ])
+    opp = pd.DataFrame({"opportunity_id": ["d1", "d2", "d3", "d4"], "status": ["won", "open", "won", "lost"],
+                        "closed_at": pd.to_datetime(["2024-01-25", None, None, "2024-01-10"])})
+    e = stage_entries(h, opp, ORDER).set_index(["opportunity_id", "stage"])
+    assert e.loc[("d1", "a"), "entered_at"] == T("2024-01-01") and e.loc[("d1", "a"), "advanced_at"] == T("2024-01-05")
+    assert e.loc[("d1", "b"), "advanced_at"] == T("2024-01-20")
+    assert e.loc[("d1", "c"), "advanced_at"] == T("2024-01-25")  # won at closed_at
+    assert e.loc[("d1", "won"), "entered_at"] == T("2024-01-25") and pd.isna(e.loc[("d1", "won"), "advanced_at"])
+    assert pd.isna(e.loc[("d2", "a"), "advanced_at"]) and pd.isna(e.loc[("d2", "c"), "advanced_at"])
+    assert e.loc[("d3", "a"), "advanced_at"] == T("2024-02-01")  # no closed_at: the history's won row
+    assert pd.isna(e.loc[("d4", "a"), "advanced_at"]) and ("d4", "won") not in e.index
+    assert len(e) == 4 + 2 + 2 + 1
+
+
+def test_conversion_window_is_the_rounded_up_quantile():
+    e = pd.DataFrame({"stage": ["a"] * 4 + ["b"], "entered_at": pd.to_datetime(["2024-01-01"] * 5),
+                      "advanced_at": pd.to_datetime(["2024-01-02", "2024-01-05", "2024-01-11", None, None])})
+    # days 1, 4, 10: the 75th percentile (linear) is 7 days; b never advanced
+    assert conversion_windows(e, ["a", "b"]) == {"a": 7, "b": 30}
+    assert conversion_windows(e, ["a", "b"], window_days=14) == {"a": 14, "b": 14}
+
+
+def _weekly_entries(counts, converted, window_days=3):
+    """Entries into `a` on each Monday: counts[i] deals in week i, the first converted[i] of them advancing in 2 days."""
+    rows = []
+    monday = T("2024-01-01")
+    for i, (n, x) in enumerate(zip(counts, converted)):
+        day = monday + pd.Timedelta(weeks=i)
+        for j in range(n):
+            adv = day + pd.Timedelta(days=2) if j < x else (day + pd.Timedelta(days=window_days + 5) if j == x else pd.NaT)
+            rows.append({"opportunity_id": f"w{i}-{j}", "stage": "a", "rank": 1, "entered_at": day,
+                         "advanced_at": adv})
+    return pd.DataFrame(rows)
+
+
+def test_period_series_counts_entries_and_mature_conversion():
+    counts, conv = [10, 12, 0, 8], [5, 6, 0, 2]
+    e = _weekly_entries(counts, conv)
+    as_of = T("2024-01-29")  # week 4 (Jan 22-28) is complete; its deals' 3-day window ends Feb 1: immature
+    s = period_series(e, ["a"], period="W", as_of=as_of, windows={"a": 3})
+    a = s[s["stage"] == "a"]
+    assert a["entered"].tolist() == counts
+    assert a["complete"].tolist() == [True, True, True, True]
+    assert a["mature"].tolist() == [True, True, True, False]
+    assert a["converted"].tolist()[:3] == [5, 6, 0] and pd.isna(a["converted"].iloc[3])
+    assert a["conversion"].iloc[:2].tolist() == [0.5, 0.5] and np.isnan(a["conversion"].iloc[2])
+    won = s[s["stage"] == "won"]
+    assert won["entered"].sum() == 0 and not won["mature"].any()
+
+
+def test_control_limits_by_hand_from_the_periods_before():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(40, 60, 30).tolist()
+    conv = [n // 2 for n in counts]
+    counts[-3], conv[-3] = 100, 10  # a surge that barely converts
+    e = _weekly_entries(counts, conv)
+    as_of = T("2024-01-01") + pd.Timedelta(weeks=30)
+    s = period_series(e, ["a"], period="W", as_of=as_of, windows={"a": 3})
+    lim = control_limits(s, sigma=3, period="W")
+    a = lim[lim["stage"] == "a"].reset_index(drop=True)
+    i = 27  # the surge: judged against weeks 1-26 (baseline 26)
+    c = np.mean(counts[1:27])
+    assert a.loc[i, "entered_center"] == pytest.approx(c)
+    assert a.loc[i, "entered_ucl"] == pytest.approx(c + 3 * np.sqrt(c))
+    p = sum(conv[1:27]) / sum(counts[1:27])
+    assert a.loc[i, "conversion_center"] == pytest.approx(p)
+    assert a.loc[i, "conversion_lcl"] == pytest.approx(p - 3 * np.sqrt(p * (1 - p) / 100))
+    assert a.loc[:7, "entered_center"].isna().all() and a.loc[8, "entered_center"] == pytest.approx(np.mean(counts[:8]))
+    alerts = breaches(lim)
+    hits = alerts[alerts["stage"] == "a"]
+    assert set(zip(hits["period"], hits["metric"], hits["direction"])) == {
+        (a.loc[i, "period"], "entered", "above"), (a.loc[i, "period"], "conversion", "below")}
+
+
+def test_below_own_history_z_by_hand():
+    counts, conv = [100] * 10 + [200], [50] * 10 + [70]
+    e = _weekly_entries(counts, conv)
+    s = period_series(e, ["a"], period="W", as_of=T("2024-01-01") + pd.Timedelta(weeks=12), windows={"a": 3})
+    b = below_own_history(control_limits(s, sigma=3, period="W"), ["a"])
+    assert b.loc[0, "conversion"] == pytest.approx(0.35) and b.loc[0, "usual"] == pytest.approx(0.5)
+    assert b.loc[0, "z"] == pytest.approx((0.35 - 0.5) / np.sqrt(0.25 / 200))
+
+
+def test_expected_close_as_it_stood_at_a_date():
+    h = pd.DataFrame({"opportunity_id": ["x", "x", "y"], "stage": ["a", "b", "a"],
+                      "entered_at": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-15"]),
+                      "expected_close_at": pd.to_datetime(["2024-03-01", "2024-05-01", None])})
+    opp = pd.DataFrame({"opportunity_id": ["x", "y", "z"], "expected_close_at": pd.to_datetime(
+        ["2024-05-01", "2024-04-01", "2024-06-01"])})
+    known = expected_close_as_known(h, opp, T("2024-01-20"))
+    assert known["x"] == T("2024-03-01")  # the later push was not known yet
+    assert known["y"] == T("2024-04-01") and known["z"] == T("2024-06-01")  # no close-date rows: current value
+    assert pd.isna(expected_close_as_known(h, opp, T("2023-12-31"))["x"])  # before its first row
+
+
+def test_pipeline_waterfall_hand_example_and_identity():
+    start, end, due = T("2024-03-01"), T("2024-03-08"), T("2024-06-30")
+    opp = pd.DataFrame({
+        "opportunity_id": ["stay", "won", "lost", "new", "new_won", "pulled", "pushed", "far", "old"],
+        "status": ["open", "won", "lost", "open", "won", "open", "open", "open", "lost"],
+        "created_at": pd.to_datetime(["2024-01-01"] * 3 + ["2024-03-03", "2024-03-02"] + ["2024-01-01"] * 4),
+        "closed_at": pd.to_datetime([None, "2024-03-05", "2024-03-06", None, "2024-03-07", None, None, None,
+                                     "2024-02-01"]),
+        "expected_close_at": pd.to_datetime(["2024-05-01"] * 5 + ["2024-06-01", "2024-09-01", "2024-12-01", None]),
+        "amount": [10.0, 20, 30, 40, 50, 60, 70, 80, 90],
+    })
+    h = pd.DataFrame({"opportunity_id": ["pulled", "pulled", "pushed", "pushed"], "stage": ["a"] * 4,
+                      "entered_at": pd.to_datetime(["2024-01-01", "2024-03-04", "2024-01-01", "2024-03-04"]),
+                      "expected_close_at": pd.to_datetime(["2024-08-01", "2024-06-01", "2024-05-01", "2024-09-01"])})
+    moves = pipeline_moves(opp, h, start=start, end=end, due_by=due).set_index("opportunity_id")
+    w = pipeline_waterfall(moves.reset_index()).set_index("step")
+    assert w["deals"].to_dict() == {"start": 4, "created": 2, "pulled_in": 1, "pushed_out": 1, "won": 2, "lost": 1,
+                                    "end": 3}
+    assert w["amount"].to_dict() == {"start": 10 + 20 + 30 + 70, "created": 90, "pulled_in": 60, "pushed_out": 70,
+                                     "won": 70, "lost": 30, "end": 10 + 40 + 60}
+    assert "far" not in moves.index and "old" not in moves.index
+    # without close-date history every open deal is in the pipeline and nothing is pulled or pushed
+    w_open = pipeline_waterfall(pipeline_moves(opp, None, start=start, end=end, due_by=None)).set_index("step")
+    assert w_open.loc[["pulled_in", "pushed_out"], "deals"].sum() == 0
+    assert w_open.loc["start", "deals"] == 6 and w_open.loc["end", "deals"] == 5
+
+
+def test_waterfall_identity_holds_deal_by_deal_on_the_demo(demo_project):
+    import funnel_lab as fl
+    from funnel_lab import monitoring_report
+
+    run = fl.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
+                      notebook="60_forecast_monitoring")
+    r = monitoring_report.analyse_monitoring(run)
+    m = r.moves
+    flow = (m["in_start"].astype(int) + m["created"] + m["pulled_in"] - m["pushed_out"] - m["won"] - m["lost"])
+    assert (flow == m["in_end"].astype(int)).all()
+    w = r.waterfall.set_index("step")["amount"]
+    assert w["start"] + w["created"] + w["pulled_in"] - w["pushed_out"] - w["won"] - w["lost"] == pytest.approx(w["end"])
+    assert r.due_by is not None and w["pulled_in"] + w["pushed_out"] > 0  # the demo history has close dates
+    # the end pipeline is every deal open at the end and due by the horizon, recounted from the cleaned tables
+    o = run.opportunities.set_index("opportunity_id")
+    open_end = (o["created_at"] <= r.end) & (o["status"].eq("open") | (o["closed_at"] > r.end))
+    known = expected_close_as_known(run.history, run.opportunities, r.end)
+    assert int(m["in_end"].sum()) == int((open_end & (known.reindex(o.index) <= r.due_by)).sum())
+    # the c-chart's entries recount the demo's first entries per week
+    lim = r.history.limits
+    h = run.history[run.history["stage"] == "intent"]
+    firsts = h.groupby("opportunity_id")["entered_at"].min()
+    week = lim[(lim["stage"] == "intent")].iloc[-2]
+    assert week["entered"] == int(((firsts >= week["period_start"]) & (firsts < week["period_end"])).sum())
