@@ -125,3 +125,21 @@ def test_reach_from_parquet_files_equals_reach_from_frames(history, opps, tmp_pa
     opps.to_parquet(tmp_path / "o.parquet")
     from_files = deal_reach(tmp_path / "h.parquet", tmp_path / "o.parquet", ORDER)
     pd.testing.assert_frame_equal(from_files, deal_reach(history, opps, ORDER))
+
+
+def test_reach_edge_cases_one_row_per_deal_sorted_by_id():
+    rows = [("E0", "c", 1), ("E0", None, 2), ("E0", "a", 3), ("E0", "b", 4),  # c first entered before b
+            ("E1", "a", 1), ("E1", "b", None), ("E1", "c", 3),                # b entered, its time missing: no break
+            ("E2", "a", 1), ("E2", "b", 2),                                   # not among the opportunities
+            ("E3", "won", 1),                                                 # only the outcome
+            (None, "a", 1), (None, "b", 2)]                                   # no id: matches no opportunity
+    history = pd.DataFrame({"opportunity_id": pd.array([r[0] for r in rows], dtype="str"),
+                            "stage": pd.array([r[1] for r in rows], dtype="str"),
+                            "entered_at": pd.to_datetime([f"2024-01-{r[2]:02d}" if r[2] else None for r in rows])})
+    opps = pd.DataFrame({"opportunity_id": ["E0", "E1", "E3", "E9"], "status": ["open", "won", "won", "lost"]})
+    reach = deal_reach(history, opps, ORDER)
+    assert reach["opportunity_id"].tolist()[:4] == ["E0", "E1", "E2", "E3"] and pd.isna(reach["opportunity_id"].iloc[4])
+    assert reach["any_reach"].tolist() == [3, 4, 2, 4, 0] and reach["strict_reach"].tolist() == [2, 4, 2, 0, 0]
+    assert reach["status"].iloc[[0, 1, 3]].tolist() == ["open", "won", "won"]
+    assert reach["status"].iloc[[2, 4]].isna().all()
+    assert reach["any_reach"].dtype == "int64" and reach["strict_reach"].dtype == "int64"

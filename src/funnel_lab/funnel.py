@@ -45,7 +45,7 @@ def deal_reach(history, opportunities, order: list[str]) -> pd.DataFrame:
     DataFrame
         ``opportunity_id``, ``any_reach`` (highest stage rank in its history; K+1 when won), ``strict_reach``
         (highest k with every stage 1..k present and first entered in order; K+1 when won and strict to K),
-        ``status``.
+        ``status``; one row per deal in the history, sorted by ``opportunity_id``.
     """
     k = len(order)
     ranks = pd.DataFrame({"stage": order, "rank": range(1, k + 1)})
@@ -58,33 +58,42 @@ def deal_reach(history, opportunities, order: list[str]) -> pd.DataFrame:
     _register(con, "hist", history, ["opportunity_id", "stage", "entered_at"])
     con.register("ranks", ranks)
     _register(con, "opp", opportunities, ["opportunity_id", "status"])
+    # One group by over the history gives every deal in it (also one with only won/lost or unmapped rows) with, per
+    # stage, whether it was entered and when first: the strict path is then a comparison along K columns, with no
+    # window over (deal, stage) rows, no select distinct and no second join. Presence is kept apart from the time so
+    # that a stage entered with a missing time still counts as entered.
+    firsts = "".join(f", count(*) filter (where rank = {i}) > 0 as in_{i}, min(entered_at) filter (where rank = {i}) "
+                     f"as at_{i}" for i in range(1, k + 1))
     out = con.sql(f"""
-        with h as (select hist.opportunity_id, hist.entered_at, ranks.rank
-                   from hist left join ranks on hist.stage = ranks.stage),
-        firsts as (
-            select opportunity_id, rank, min(entered_at) as first_at
-            from h where rank is not null group by opportunity_id, rank),
-        ordered as (
-            select opportunity_id, rank, first_at,
-                   row_number() over (partition by opportunity_id order by rank) as rn,
-                   lag(first_at) over (partition by opportunity_id order by rank) as prev_at
-            from firsts),
-        reach as (
-            select opportunity_id, max(rank) as any_reach,
-                   -- the first break in 1, 2, ..., k (a missing stage or an earlier first entry) ends the strict path
-                   coalesce(min(case when rank <> rn or first_at < prev_at then rn end) - 1, max(rn)) as strict_reach
-            from ordered group by opportunity_id),
-        deals as (select distinct opportunity_id from h)
-        select d.opportunity_id,
-               case when o.status = 'won' then {k + 1} else coalesce(r.any_reach, 0) end as any_reach,
-               case when o.status = 'won' and coalesce(r.strict_reach, 0) = {k} then {k + 1}
-                    else coalesce(r.strict_reach, 0) end as strict_reach,
+        with per_deal as (
+            select opportunity_id, coalesce(max(rank), 0) as any_reach{firsts}
+            from hist left join ranks on hist.stage = ranks.stage group by opportunity_id),
+        reach as (select opportunity_id, any_reach, {_strict_reach_sql(k)} as strict_reach from per_deal)
+        select r.opportunity_id,
+               -- a history row without an id matches no opportunity: that deal reached nothing; bigint keeps the
+               -- columns int64 (a case over literals alone would be a 32-bit integer)
+               case when o.status = 'won' then {k + 1} when r.opportunity_id is null then 0
+                    else r.any_reach end::bigint as any_reach,
+               case when o.status = 'won' and r.strict_reach = {k} then {k + 1} when r.opportunity_id is null then 0
+                    else r.strict_reach end::bigint as strict_reach,
                o.status
-        from deals d left join reach r using (opportunity_id) left join opp o using (opportunity_id)
-        order by d.opportunity_id
+        from reach r left join opp o using (opportunity_id)
+        order by r.opportunity_id
     """).df()
     con.close()
     return out
+
+
+def _strict_reach_sql(k: int) -> str:
+    """SQL for the strict reach from the columns ``in_i`` (stage i entered) and ``at_i`` (first entered), i = 1..k.
+
+    The first break in 1, 2, ..., k (a missing stage or an earlier first entry than the stage before) ends the strict
+    path; a comparison with a missing time is null, hence no break.
+    """
+    if k == 0:
+        return "0"
+    breaks = ["not in_1"] + [f"not in_{i} or at_{i} < at_{i - 1}" for i in range(2, k + 1)]
+    return "case " + " ".join(f"when {b} then {i}" for i, b in enumerate(breaks)) + f" else {k} end"
 
 
 def funnel_table(reach: pd.DataFrame, order: list[str]) -> pd.DataFrame:
@@ -123,10 +132,12 @@ def funnel_from_current_stage(opportunities: pd.DataFrame, stages: pd.DataFrame,
 
 
 def stage_dynamics(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Per deal: ``skips`` (moves forward past a stage), ``backward`` moves, ``re_entries`` (a stage entered again)
-    and ``reopened`` (a stage entered after won/lost), from the history in time order."""
+    """Per deal: ``skips`` (moves forward past a stage), ``backward`` moves, ``re_entries`` (a stage entered again
+    after another) and ``reopened`` (a stage entered after won/lost), from the history in time order."""
     h = _history_ranks(history, order)
     h = h[h["rank"] > 0].sort_values(["opportunity_id", "entered_at", "rank"], kind="stable")
+    # consecutive rows in one stage are one stay (Salesforce writes a row on any change of amount or close date)
+    h = h[(h["opportunity_id"] != h["opportunity_id"].shift()) | (h["rank"] != h["rank"].shift())]
     k = len(order)
     nxt = h.groupby("opportunity_id")["rank"].shift(-1)
     r = h["rank"]

@@ -82,6 +82,12 @@ def analyse_monitoring(run) -> MonitoringResult:
     return MonitoringResult(ch, alerts, moves, pipeline_waterfall(moves), start, end, due_by)
 
 
+def waterfall_measure(r: MonitoringResult) -> str:
+    """``amount``, or ``deals`` when most deals in the pipeline have no amount (their sum would mislead)."""
+    in_pipeline = r.moves[r.moves["in_start"] | r.moves["in_end"]]
+    return "deals" if len(in_pipeline) and in_pipeline["amount"].isna().mean() > 0.5 else "amount"
+
+
 def _day(ts: pd.Timestamp) -> str:
     return str(ts.date())
 
@@ -108,12 +114,13 @@ def summary_sentences(r: MonitoringResult, lang: str, labels: dict[str, str]) ->
         for a in conv.head(3).itertuples():
             out.append(t(f"mon.alert_conversion_{a.direction}", lang, stage=labels.get(a.stage, a.stage),
                          period=a.period, p=format_percent(a.value, lang), center=format_percent(a.center, lang)))
-    w = r.waterfall.set_index("step")
-    key = "mon.waterfall_due" if r.due_by is not None else "mon.waterfall_open"
+    measure = waterfall_measure(r)
+    w = r.waterfall.set_index("step")[measure]
+    key = ("mon.waterfall_due" if r.due_by is not None else "mon.waterfall_open") + ("_deals" if measure == "deals"
+                                                                                     else "")
     out.append(t(key, lang, start=_day(r.start), end=_period_end(r.end), due=_day(r.due_by) if r.due_by else "",
-                 a=n(w.loc["start", "amount"]), b=n(w.loc["end", "amount"]), created=n(w.loc["created", "amount"]),
-                 pulled=n(w.loc["pulled_in", "amount"]), pushed=n(w.loc["pushed_out", "amount"]),
-                 won=n(w.loc["won", "amount"]), lost=n(w.loc["lost", "amount"])))
+                 a=n(w["start"]), b=n(w["end"]), created=n(w["created"]), pulled=n(w["pulled_in"]),
+                 pushed=n(w["pushed_out"]), won=n(w["won"]), lost=n(w["lost"])))
     return out
 
 
@@ -180,8 +187,11 @@ def show_monitoring(run, r: MonitoringResult, labels: dict[str, str]) -> None:
     run.heading("mon.waterfall")
     run.say("mon.waterfall_note_due" if r.due_by is not None else "mon.waterfall_note_open", start=_day(r.start),
             end=_period_end(r.end), due=_day(r.due_by) if r.due_by is not None else "")
+    measure = waterfall_measure(r)
+    if measure == "deals":
+        run.say("mon.no_amounts")
     steps = {s: run.t(f"mon.step.{s}") for s in r.waterfall["step"]}
-    ax = plot_waterfall(r.waterfall, labels=steps, title=run.t("mon.waterfall_chart"))
+    ax = plot_waterfall(r.waterfall, value=measure, labels=steps, title=run.t(f"mon.waterfall_chart_{measure}"))
     plt.show()
     plt.close(ax.figure)
     shown = r.waterfall.assign(step=r.waterfall["step"].map(steps))

@@ -212,30 +212,36 @@ def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str],
     return fig
 
 
-def plot_waterfall(waterfall: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
-                   ax: Axes | None = None) -> Axes:
-    """Pipeline amount from start to end: level bars for start and end, floating bars for each flow between."""
+def plot_waterfall(waterfall: pd.DataFrame, *, value: str = "amount", labels: dict[str, str] | None = None,
+                   title: str = "", ax: Axes | None = None) -> Axes:
+    """The pipeline from start to end: level bars for start and end, floating bars for each flow between.
+
+    ``value`` is the column drawn (``amount`` or ``deals``); the other one is written in brackets.
+    """
     from .monitoring import STEP_SIGN
 
+    other = "deals" if value == "amount" else "amount"
+    v = waterfall[value].astype(float)
     ax = _axes(ax, height=3.6)
-    level, x = 0.0, np.arange(len(waterfall))
-    for i, row in enumerate(waterfall.itertuples()):
-        sign = STEP_SIGN.get(row.step)
+    level = 0.0
+    for i, (step, height, note) in enumerate(zip(waterfall["step"], v, waterfall[other])):
+        sign = STEP_SIGN.get(step)
         if sign is None:  # start or end: a level
-            bottom, height, color, level = 0.0, row.amount, "#4c72b0", row.amount
+            bottom, color, level = 0.0, "#4c72b0", height
         else:
-            bottom = level if sign > 0 else level - row.amount
-            height, color = row.amount, "#55a868" if sign > 0 else "#c44e52"
-            level += sign * row.amount
+            bottom = level if sign > 0 else level - height
+            color = "#55a868" if sign > 0 else "#c44e52"
+            level += sign * height
         ax.bar(i, height, bottom=bottom, color=color, width=0.6)
-        ax.annotate(f"{sign and ('+' if sign > 0 else '-') or ''}{row.amount:,.0f}\n({row.deals:,})",
-                    (i, bottom + height), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
-    ax.set_xticks(x, [(labels or {}).get(s, s) for s in waterfall["step"]])
+        mark = "" if sign is None else "+" if sign > 0 else "-"
+        ax.annotate(f"{mark}{height:,.0f}\n({note:,.0f})", (i, bottom + height), xytext=(0, 2),
+                    textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(np.arange(len(waterfall)), [(labels or {}).get(s, s) for s in waterfall["step"]])
     # the flows are small beside the levels: start the axis just below the lowest point so that they show
-    low = min(waterfall["amount"].iloc[0], waterfall["amount"].iloc[-1], level - waterfall["amount"].max())
-    high = max(waterfall["amount"].iloc[0], waterfall["amount"].iloc[-1]) + waterfall["amount"].iloc[1:-1].sum()
+    low = min(v.iloc[0], v.iloc[-1], level - v.max())
+    high = max(v.iloc[0], v.iloc[-1]) + v.iloc[1:-1].sum()
     span = max(high - low, 1.0)
     ax.set_ylim(max(0.0, low - 0.25 * span), high + 0.15 * span)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
     ax.set_title(title, loc="left")
     return ax
