@@ -143,3 +143,20 @@ def test_reach_edge_cases_one_row_per_deal_sorted_by_id():
     assert reach["status"].iloc[[0, 1, 3]].tolist() == ["open", "won", "won"]
     assert reach["status"].iloc[[2, 4]].isna().all()
     assert reach["any_reach"].dtype == "int64" and reach["strict_reach"].dtype == "int64"
+
+
+def test_funnel_by_group_counts_each_groups_deals_with_wilson_intervals():
+    from statsmodels.stats.proportion import proportion_confint
+
+    from funnel_lab.funnel import funnel_by_group
+
+    reach = pd.DataFrame({"opportunity_id": [f"d{i}" for i in range(7)], "any_reach": [1, 2, 3, 1, 1, 2, 5]})
+    opp = pd.DataFrame({"opportunity_id": [f"d{i}" for i in range(7)],
+                        "segment": ["A", "A", "A", "B", "B", "B", None]})
+    out = funnel_by_group(reach, opp, "segment", ["s1", "s2", "s3", "s4"]).set_index(["group", "stage"])
+    assert out.loc["A", "reached"].tolist() == [3, 2, 1, 0, 0]
+    assert out.loc["B", "reached"].tolist() == [3, 1, 0, 0, 0]  # the deal without a segment is in no group
+    assert out.loc[("A", "s1"), "conversion_rate"] == pytest.approx(2 / 3)
+    low, high = proportion_confint(2, 3, method="wilson")
+    assert (out.loc[("A", "s1"), "ci_low"], out.loc[("A", "s1"), "ci_high"]) == pytest.approx((low, high))
+    assert np.isnan(out.loc[("A", "s4"), "conversion_rate"]) and np.isnan(out.loc[("A", "won"), "ci_low"])

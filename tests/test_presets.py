@@ -108,7 +108,8 @@ def test_match_each_name_taken_once_and_each_column_once():
 def test_match_history():
     cols = ["Id", "OpportunityId", "CreatedDate", "StageName", "Amount", "CloseDate", "Probability"]
     assert get_preset("salesforce_history").match(cols) == {
-        "OpportunityId": "opportunity_id", "StageName": "stage", "CreatedDate": "entered_at"}
+        "OpportunityId": "opportunity_id", "StageName": "stage", "CreatedDate": "entered_at",
+        "CloseDate": "expected_close_at"}
 
 
 def test_match_hubspot_display_and_api_names():
@@ -375,7 +376,8 @@ def test_real_salesforce_history(data_dir):
     assert len(out) == 62
     for c in ("opportunity_id", "stage", "entered_at"):
         assert c in out.columns and out[c].str.strip().ne("").all()
-    assert {"Amount", "CloseDate", "Probability"} <= set(out.columns)  # kept as features
+    assert {"Amount", "Probability"} <= set(out.columns)  # kept as features
+    assert out["expected_close_at"].str.match(r"\d{4}-\d\d-\d\d").all()  # CloseDate as it stood at each row
     opps = read(data_dir / "salesforce_devorg" / "opportunity.csv")
     assert set(out["opportunity_id"]) <= set(opps["Id"])
 

@@ -131,10 +131,18 @@ class Features(_Strict):
     as_of: date | None = None
 
 
+class LinearModel(_Strict):
+    """A linear model of deal size or cycle length (an extension of the contract)."""
+
+    formula: str
+    log: bool = False  # model log(outcome): effects read as percentages
+
+
 class Regression(_Strict):
     outcome: str = "won"
     formula: str | None = None
     cluster: str | None = None
+    linear: LinearModel | None = None
 
 
 class ABTest(_Strict):
@@ -142,6 +150,11 @@ class ABTest(_Strict):
     control: str | None = None
     alpha: float = Field(0.05, gt=0, lt=1)
     mde: float | None = Field(None, gt=0)
+    power: float = Field(0.8, gt=0, lt=1)
+    #: sample-ratio-mismatch check: the p-value below which the split is called broken, and the planned split
+    srm_threshold: float = Field(0.001, gt=0, lt=1)
+    expected_split: dict[str, float] | None = None
+    segment: str | None = "segment"  # the column of the segment breakdown (skipped when absent)
 
 
 class Targeting(_Strict):

@@ -118,17 +118,58 @@ def funnel_table(reach: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return out
 
 
+def current_stage_reach(opportunities: pd.DataFrame, stages: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per deal, how far it got when there is no stage history: its current stage (a won deal passed them all).
+
+    ``stages`` holds ``stage_rank`` per opportunity (e.g. the stage model's); both modes are the same here.
+    """
+    reach = stages["stage_rank"].to_numpy().copy()
+    reach[(opportunities["status"] == "won").to_numpy()] = len(order) + 1
+    return pd.DataFrame({"opportunity_id": opportunities["opportunity_id"].to_numpy(), "any_reach": reach,
+                         "strict_reach": reach, "status": opportunities["status"].to_numpy()})
+
+
 def funnel_from_current_stage(opportunities: pd.DataFrame, stages: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """The funnel when there is no stage history: a deal reached its current stage and every stage before it.
 
     This undercounts deals that moved on (a lost deal counts only up to the stage it had when it was lost) and has
-    no strict mode; the report says so. ``stages`` holds ``stage_rank`` per opportunity (e.g. the stage model's).
+    no strict mode; the report says so.
     """
-    k = len(order)
-    reach = stages["stage_rank"].to_numpy().copy()
-    reach[(opportunities["status"] == "won").to_numpy()] = k + 1
-    out = funnel_table(pd.DataFrame({"any_reach": reach, "strict_reach": reach}), order)
+    out = funnel_table(current_stage_reach(opportunities, stages, order), order)
     return out[out["mode"] == "any"].reset_index(drop=True)
+
+
+def funnel_by_group(reach: pd.DataFrame, opportunities: pd.DataFrame, by: str, order: list[str]) -> pd.DataFrame:
+    """The ``any`` funnel per value of ``by`` (owner, source, segment), each stage's conversion with its interval.
+
+    Parameters
+    ----------
+    reach : DataFrame
+        Per deal ``opportunity_id`` and ``any_reach`` (:func:`deal_reach` or :func:`current_stage_reach`).
+    by : str
+        A column of ``opportunities``; deals without a value form no group.
+
+    Returns
+    -------
+    DataFrame
+        ``group``, ``stage``, ``reached``, ``advanced``, ``conversion_rate``, ``ci_low``, ``ci_high`` (Wilson 95%),
+        the stages in order then ``won`` (whose conversion is empty).
+    """
+    from .stages import wilson_interval
+
+    groups = opportunities.set_index("opportunity_id")[by]
+    r = reach[["opportunity_id", "any_reach"]].assign(group=reach["opportunity_id"].map(groups))
+    r = r.dropna(subset=["group"])
+    parts = []
+    for group, part in r.groupby("group", sort=True):
+        f = funnel_table(part.assign(strict_reach=part["any_reach"]), order)  # only the any mode is kept
+        parts.append(f[f["mode"] == "any"].drop(columns=["mode", "cumulative_rate"]).assign(group=group))
+    if not parts:
+        return pd.DataFrame(columns=["group", "stage", "reached", "advanced", "conversion_rate", "ci_low", "ci_high"])
+    out = pd.concat(parts, ignore_index=True)
+    low, high = wilson_interval(out["advanced"].astype(float).fillna(0), out["reached"].where(out["advanced"].notna()))
+    out["ci_low"], out["ci_high"] = low, high
+    return out[["group", "stage", "reached", "advanced", "conversion_rate", "ci_low", "ci_high"]]
 
 
 def stage_dynamics(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .funnel import (cohort_table, deal_reach, funnel_from_current_stage, funnel_table, shrunk_win_rates,
+from .funnel import (cohort_table, current_stage_reach, deal_reach, funnel_by_group, funnel_from_current_stage,
+                     funnel_table, shrunk_win_rates,
                      stage_dynamics, stage_durations, stalled_deals, time_in_stage, unmapped_stages, win_rates)
 from .i18n import format_number, format_percent, t
 
@@ -28,6 +29,7 @@ class FunnelResult:
     cohorts: pd.DataFrame
     as_of: pd.Timestamp
     by_month: object = None  # monitoring_report.ConversionHistory per month (None without history)
+    reach: pd.DataFrame | None = None  # per deal: how far it got (the breakdowns' funnels)
 
 
 def data_as_of(opportunities: pd.DataFrame, history: pd.DataFrame | None, configured=None) -> pd.Timestamp:
@@ -57,15 +59,15 @@ def analyse_funnel(run) -> FunnelResult:
         stalled = stalled_deals(durations, times)
         unmapped, n_hist = unmapped_stages(history, order), int(history["opportunity_id"].nunique())
     else:
-        ranks = _current_ranks(run, order)
-        funnel = funnel_from_current_stage(opp, ranks, order)
+        reach = current_stage_reach(opp, _current_ranks(run, order), order)
+        funnel = funnel_from_current_stage(opp, _current_ranks(run, order), order)
         dyn, times, stalled = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         unmapped, n_hist = pd.DataFrame(columns=["stage", "rows"]), 0
     from .monitoring_report import conversion_history  # it reads data_as_of from here
 
     cohorts = cohort_table(opp, as_of=as_of) if {"created_at", "closed_at"} <= set(opp.columns) else pd.DataFrame()
     return FunnelResult(order, funnel, history is not None, n_hist, unmapped, dyn, times, stalled, win_rates(opp),
-                        cohorts, as_of, conversion_history(run, "M"))
+                        cohorts, as_of, conversion_history(run, "M"), reach)
 
 
 def _current_ranks(run, order: list[str]) -> pd.DataFrame:
@@ -166,11 +168,30 @@ def show_rates(run, r: FunnelResult) -> None:
         plt.close(ax.figure)
 
 
-def show_breakdowns(run) -> dict[str, pd.DataFrame]:
-    """Win rates by owner (shrunk toward the team), source and segment, with intervals."""
+def conversion_matrix(by_group: pd.DataFrame, labels: dict[str, str], top: int = 20) -> pd.DataFrame:
+    """Group (rows, the ``top`` largest) x stage step (columns) conversion, for the breakdown heatmap."""
+    first = by_group.groupby("group", sort=False)["reached"].first().sort_values(ascending=False)
+    keep = by_group[by_group["group"].isin(first.index[:top]) & by_group["conversion_rate"].notna()]
+    names = list(dict.fromkeys(by_group["stage"]))
+    step = {a: f"{labels.get(a, a)} → {labels.get(b, b)}" for a, b in zip(names, names[1:])}
+    table = keep.assign(step=keep["stage"].map(step)).pivot(index="group", columns="step", values="conversion_rate")
+    table = table.reindex(index=first.index[:top], columns=[step[a] for a in names[:-1]])
+    table.index = [f"{g} (n={n:,})" for g, n in first.iloc[:top].items()]
+    return table
+
+
+def show_breakdowns(run, r: FunnelResult, labels: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Win rates by owner (shrunk toward the team), source and segment with intervals, and each group's stage
+    conversion as a heatmap.
+
+    Returns
+    -------
+    dict
+        ``data/`` file name -> frame: ``win_rates_by_<col>.csv`` and ``funnel_by_<col>.csv``.
+    """
     import matplotlib.pyplot as plt
 
-    from .plots import plot_group_rates
+    from .plots import plot_group_rates, plot_rate_heatmap
 
     out = {}
     opp = run.opportunities
@@ -178,7 +199,7 @@ def show_breakdowns(run) -> dict[str, pd.DataFrame]:
         if col not in opp.columns or opp[col].isna().all():
             continue
         rates = shrunk_win_rates(opp, col)
-        out[col] = rates
+        out[f"win_rates_by_{col}.csv"] = rates
         run.heading(f"fn.by.{col}", level=3)
         if col == "owner":
             run.say("fn.shrink_note")
@@ -188,4 +209,10 @@ def show_breakdowns(run) -> dict[str, pd.DataFrame]:
         else:
             run.table(rates, labels={c: f"col.{c}" for c in rates.columns},
                       percent=("win_rate", "ci_low", "ci_high", "shrunk_win_rate"))
+        if r.reach is not None:
+            by_group = funnel_by_group(r.reach, opp, col, r.order)
+            out[f"funnel_by_{col}.csv"] = by_group
+            ax = plot_rate_heatmap(conversion_matrix(by_group, labels), title=run.t("fn.group_heatmap"))
+            plt.show()
+            plt.close(ax.figure)
     return out

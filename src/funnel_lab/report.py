@@ -185,18 +185,25 @@ def execute_notebook(job: Job) -> NotebookResult:
     start = time.perf_counter()
     tmp = job.run_dir / f".{job.name}.executing.ipynb"
     error = None
-    try:
-        pm.execute_notebook(
-            str(job.notebook), str(tmp),
-            parameters={"params_file": str(job.params_file), "out_dir": str(job.out_root)},
-            kernel_name=job.kernel, cwd=str(job.notebook.parent),
-            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # the kernel's TCP notice is noise in cron mail
-        )
-    except pm.PapermillExecutionError as e:
-        error = f"{e.ename}: {e.evalue}"
-    except Exception as e:  # kernel died, timeout, unreadable notebook: still report it
-        error = f"{type(e).__name__}: {e}"
+    for attempt in (1, 2):
+        try:
+            pm.execute_notebook(
+                str(job.notebook), str(tmp),
+                parameters={"params_file": str(job.params_file), "out_dir": str(job.out_root)},
+                kernel_name=job.kernel, cwd=str(job.notebook.parent),
+                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # the kernel's TCP notice is noise in cron mail
+            )
+        except pm.PapermillExecutionError as e:
+            error = f"{e.ename}: {e.evalue}"
+        except Exception as e:  # kernel died, timeout, unreadable notebook: still report it
+            error = f"{type(e).__name__}: {e}"
+            # kernels starting at the same moment can pick the same free port and one dies before running a cell;
+            # nothing has run yet, so starting it once more is safe
+            if attempt == 1 and "Kernel died before replying" in str(e):
+                error = None
+                continue
+        break
     try:
         nb = nbformat.read(tmp if tmp.exists() else job.notebook, as_version=4)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,12 @@ class RunContext:
     def say(self, key: str, **values: Any) -> None:
         """A catalogue sentence as a paragraph (Markdown allowed in the message)."""
         display(Markdown(self.t(key, **values)))
+
+    def banner(self, key: str, *, kind: str = "error", **values: Any) -> None:
+        """A coloured box (``error`` or ``note``) that a reader cannot miss, e.g. a broken experiment."""
+        text = html.escape(self.t(key, **values))
+        text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)  # the catalogue's bold, the only markup used
+        display(HTML(f'<div class="fl-banner fl-banner-{kind}">{text}</div>'))
 
     def summary(self, sentences: list[str]) -> None:
         """The summary box that opens a report: the few sentences a stakeholder must read."""
