@@ -1,5 +1,6 @@
 """The real CRM exports in ../shared/data through the example params: exact counts measured on the files."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -81,7 +82,8 @@ def test_ab_udacity_mismatches_and_repeated_users(shared_data):
 @pytest.mark.parametrize("name, reports", [
     ("salesforce_devorg", ["00_data_quality", "10_stage_design", "20_funnel", "60_forecast_monitoring"]),
     ("maven_crm", ["00_data_quality", "10_stage_design", "20_funnel", "60_forecast_monitoring"]),
-    ("xeducation_leads", ["00_data_quality", "10_stage_design", "20_funnel"]), ("ab_udacity", ["00_data_quality"])])
+    ("xeducation_leads", ["00_data_quality", "10_stage_design", "20_funnel"]),
+    ("ab_udacity", ["00_data_quality", "40_ab_test"])])
 def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
     res = cli("run", str(EXAMPLES / f"{name}.yaml"), "--out", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -93,6 +95,11 @@ def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
         assert set(funnel["mode"]) <= {"any", "strict"}
         for _, part in funnel.groupby("mode"):  # deals are counted once: no stage can have more than the one before
             assert part["reached"].is_monotonic_decreasing
+    if "40_ab_test" in reports:  # the published numbers after removing mismatches and the repeated user
+        ab = json.loads((run_dir / "data" / "ab_test.json").read_text(encoding="utf-8"))
+        assert [(v["name"], v["n"], round(v["rate"], 4)) for v in ab["variants"]] == [
+            ("control", 145_274, 0.1204), ("treatment", 145_310, 0.1188)]
+        assert 0.18 < ab["p_value"] < 0.20 and ab["decision"] == "inconclusive" and not ab["srm_failed"]
     if "10_stage_design" in reports:
         metrics = pd.read_csv(run_dir / "data" / "stage_metrics.csv")
         stages = pd.read_csv(run_dir / "data" / "stages.csv")

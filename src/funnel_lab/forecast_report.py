@@ -85,7 +85,8 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
     run.say("fc.periods_note", sims=format_number(run.params.forecast.simulations, run.lang))
     run.table(r.forecast, labels={c: f"col.{c}" for c in r.forecast.columns})
     if len(r.forecast):
-        ax = plot_forecast(r.forecast, title=run.t("fc.chart"))
+        ax = plot_forecast(r.forecast, title=run.t("fc.chart"), labels={
+            "expected": run.t("col.expected_amount"), "range": "p10-p90", "crm": run.t("col.crm_weighted")})
         plt.show()
         plt.close(ax.figure)
     if len(r.backtest):

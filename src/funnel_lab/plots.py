@@ -160,17 +160,39 @@ def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, ax:
     return ax
 
 
-def plot_forecast(forecast: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
-    """Expected won revenue per period with its 10-90% simulated range (and the CRM's weighting as a mark)."""
+def plot_forecast(forecast: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+                  ax: Axes | None = None) -> Axes:
+    """Expected won revenue per period with its 10-90% simulated range (and the CRM's weighting as a mark).
+
+    ``labels`` names the legend entries ``expected``, ``range`` and ``crm`` in the report's language.
+    """
+    names = {"expected": "expected", "range": "p10-p90", "crm": "CRM weighted"} | (labels or {})
     ax = _axes(ax, height=3.4)
     x = np.arange(len(forecast))
-    ax.bar(x, forecast["expected_amount"], color="#4c72b0", alpha=0.85, label="expected")
+    ax.bar(x, forecast["expected_amount"], color="#4c72b0", alpha=0.85, label=names["expected"])
     ax.errorbar(x, forecast["p50"], yerr=[forecast["p50"] - forecast["p10"], forecast["p90"] - forecast["p50"]],
-                fmt="none", ecolor="#222222", capsize=5, label="p10-p90")
+                fmt="none", ecolor="#222222", capsize=5, label=names["range"])
     if forecast["crm_weighted"].notna().any():
-        ax.plot(x, forecast["crm_weighted"], "D", color="#dd8452", label="CRM weighted")
+        ax.plot(x, forecast["crm_weighted"], "D", color="#dd8452", label=names["crm"])
     ax.set_xticks(x, forecast["period"])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.legend(frameon=False)
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_variant_rates(binary: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Conversion rate per variant with its 95% interval (from :func:`funnel_lab.abtest.binary_comparison`)."""
+    ax = _axes(ax, height=0.5 * len(binary) + 1.3)
+    y = np.arange(len(binary))
+    ax.hlines(y, binary["ci_low"], binary["ci_high"], color="#4c72b0", lw=3, alpha=0.5)
+    ax.plot(binary["rate"], y, "o", color="#4c72b0", ms=7)
+    for yy, rate in zip(y, binary["rate"]):
+        ax.annotate(f"{rate:.2%}", (rate, yy), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_yticks(y, [f"{v} (n={n:,})" for v, n in zip(binary["variant"], binary["n"])])
+    ax.invert_yaxis()
+    ax.margins(y=0.4)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_title(title, loc="left")
     return ax
 

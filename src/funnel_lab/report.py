@@ -150,6 +150,14 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_amount"))
         else:
             plan.run.append(name)
+    if "40_ab_test" in plan.run:
+        from .ab_report import choose_control
+
+        units = cleaned["experiment"].data
+        choose_control(units["variant"].dropna(), params.ab_test.control)  # a misspelt control stops the run here
+        if params.ab_test.outcome not in units:
+            raise ParamsError(f"ab_test.outcome: the experiment table has no {params.ab_test.outcome!r} column"
+                              f"{did_you_mean(params.ab_test.outcome, list(units.columns))}")
     if "10_stage_design" in plan.run and "opportunities" in cleaned:
         from .stages import load_models
 

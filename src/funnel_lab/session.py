@@ -14,7 +14,7 @@ from IPython.display import HTML, Markdown, display
 
 from . import files
 from .config import Params, ParamsError, load_params
-from .i18n import catalogue, format_number, format_percent, set_plot_theme, t
+from .i18n import catalogue, format_number, format_p, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
 from .ingest import Table, load_tables
 from .schemas import validate_tables
@@ -124,7 +124,8 @@ class RunContext:
         display(Markdown("\n\n".join(sentences)), metadata={"funnel_lab": "summary"})
 
     def table(self, df: pd.DataFrame, *, labels: dict[str, str] | None = None, percent: tuple[str, ...] = (),
-              translate: dict[str, str] | None = None, empty: str | None = None) -> None:
+              translate: dict[str, str] | None = None, empty: str | None = None,
+              pvalues: tuple[str, ...] = ()) -> None:
         """A table for stakeholders.
 
         Parameters
@@ -138,6 +139,8 @@ class RunContext:
             Column -> catalogue prefix: its values are shown as ``t(prefix + "." + value)``.
         empty : str, optional
             Catalogue key of the sentence shown instead of an empty table.
+        pvalues : tuple of str
+            Columns holding p-values, shown as ``0.0019`` or ``< 0.0001`` (never a rounded ``0.00``).
         """
         if df.empty and empty:
             self.say(empty)
@@ -149,6 +152,8 @@ class RunContext:
         for col in shown.columns:
             if col in percent:
                 shown[col] = shown[col].map(self.percent)
+            elif col in pvalues:
+                shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else format_p(float(x)).removeprefix("= "))
             elif pd.api.types.is_integer_dtype(df[col]):
                 shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,}")
             elif pd.api.types.is_float_dtype(df[col]):
