@@ -82,7 +82,7 @@ def test_ab_udacity_mismatches_and_repeated_users(shared_data):
 @pytest.mark.parametrize("name, reports", [
     ("salesforce_devorg", ["00_data_quality", "10_stage_design", "20_funnel", "60_forecast_monitoring"]),
     ("maven_crm", ["00_data_quality", "10_stage_design", "20_funnel", "60_forecast_monitoring"]),
-    ("xeducation_leads", ["00_data_quality", "10_stage_design", "20_funnel"]),
+    ("xeducation_leads", ["00_data_quality", "10_stage_design", "20_funnel", "30_regression"]),
     ("ab_udacity", ["00_data_quality", "40_ab_test"])])
 def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
     res = cli("run", str(EXAMPLES / f"{name}.yaml"), "--out", str(tmp_path), cwd=tmp_path)
@@ -95,6 +95,9 @@ def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
         assert set(funnel["mode"]) <= {"any", "strict"}
         for _, part in funnel.groupby("mode"):  # deals are counted once: no stage can have more than the one before
             assert part["reached"].is_monotonic_decreasing
+    if "30_regression" in reports:  # X Education: time on site raises conversion
+        coef = pd.read_csv(run_dir / "data" / "regression_coefficients.csv").set_index("term")
+        assert coef.loc["total_time_spent_on_website", "ci_low"] > 0
     if "40_ab_test" in reports:  # the published numbers after removing mismatches and the repeated user
         ab = json.loads((run_dir / "data" / "ab_test.json").read_text(encoding="utf-8"))
         assert [(v["name"], v["n"], round(v["rate"], 4)) for v in ab["variants"]] == [

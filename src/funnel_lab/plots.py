@@ -197,6 +197,49 @@ def plot_variant_rates(binary: pd.DataFrame, *, title: str = "", ax: Axes | None
     return ax
 
 
+def plot_odds_ratios(coefficients: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Odds ratio per term with its interval on a log axis (1 = no effect), largest at the top."""
+    data = coefficients.sort_values("odds_ratio")
+    ax = _axes(ax, height=0.32 * len(data) + 1.2)
+    y = np.arange(len(data))
+    ax.hlines(y, data["or_ci_low"], data["or_ci_high"], color="#4c72b0", lw=2, alpha=0.6)
+    ax.plot(data["odds_ratio"], y, "o", color="#4c72b0")
+    ax.axvline(1.0, color="#999999", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else ""))
+    ax.set_yticks(y, data["term"])
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_calibration(calibration: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
+    """Observed rate against mean predicted probability per decile; the diagonal is perfect calibration."""
+    ax = _axes(ax, height=3.6)
+    top = float(max(calibration["mean_predicted"].max(), calibration["observed_rate"].max(), 0.05)) * 1.05
+    ax.plot([0, top], [0, top], color="#999999", lw=1, ls="--")
+    ax.plot(calibration["mean_predicted"], calibration["observed_rate"], "o-", color="#4c72b0")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_residuals(fitted: pd.Series, residuals: pd.Series, *, title: str = "") -> plt.Figure:
+    """Residuals against fitted values, and a normal Q-Q plot of the residuals."""
+    from scipy import stats
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    left.scatter(fitted, residuals, s=4, alpha=0.3, color="#4c72b0")
+    left.axhline(0, color="#999999", lw=1, ls="--")
+    (theory, ordered), (slope, intercept, _) = stats.probplot(residuals.to_numpy(), dist="norm")
+    right.scatter(theory, ordered, s=4, alpha=0.3, color="#4c72b0")
+    right.plot(theory, slope * theory + intercept, color="#999999", lw=1, ls="--")
+    fig.suptitle(title, x=0.02, ha="left")
+    return fig
+
+
 def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str], labels: dict[str, str] | None = None,
                         title: str = "", last: int = 52) -> plt.Figure:
     """One control chart per stage: the metric per period, its center and limits, breaches marked in red.

@@ -51,7 +51,7 @@ REGISTRY = {
     "00_data_quality": NotebookSpec("00_data_quality", needs=TABLES),
     "10_stage_design": NotebookSpec("10_stage_design", needs=("opportunities",), needs_stages="model"),
     "20_funnel": NotebookSpec("20_funnel", needs=("opportunities",), needs_stages="order"),
-    "30_regression": NotebookSpec("30_regression", needs=("opportunities", "experiment")),
+    "30_regression": NotebookSpec("30_regression", needs=("opportunities",)),
     "40_ab_test": NotebookSpec("40_ab_test", needs=("experiment",)),
     "50_targeting": NotebookSpec("50_targeting", needs=("opportunities",)),
     "60_forecast_monitoring": NotebookSpec("60_forecast_monitoring", needs=("opportunities",), needs_stages="order",
@@ -142,6 +142,8 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
         elif spec.needs and not any(n in tables for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
+        elif name == "30_regression" and params.regression.formula is None:
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_formula"))
         elif spec.needs_stages and params.stages is None:
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_order"))
         elif spec.needs_stages == "model" and not (params.stages.rules or params.stages.score):
@@ -150,6 +152,10 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_amount"))
         else:
             plan.run.append(name)
+    if "30_regression" in plan.run:
+        from .regression_report import check_params
+
+        check_params(params, cleaned["opportunities"].data.columns)  # a bad formula stops the run here (exit 2)
     if "40_ab_test" in plan.run:
         from .ab_report import choose_control
 

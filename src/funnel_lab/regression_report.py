@@ -1,0 +1,208 @@
+"""The regression report (``30_regression``): what drives wins, in words first, with the diagnostics behind it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import regression as rg
+from .config import ParamsError
+from .i18n import format_number, format_percent, t
+
+VIF_HIGH = 5.0  # above it a coefficient's interval is inflated by the others; above 10, hard to read on its own
+
+
+@dataclass
+class RegressionResult:
+    frame: rg.AnalysisFrame
+    fit: rg.LogitFit
+    drivers: pd.DataFrame
+    vif: pd.DataFrame
+    calibration: pd.DataFrame
+    auc: float | None
+    linear: rg.LinearFit | None
+
+
+def check_params(params, columns) -> None:
+    """Refuse a formula, cluster or linear model that cannot run, before any notebook starts (exit 2)."""
+    cfg = params.regression
+    available = list(columns) + ["won"]
+    for key, formula in (("regression.formula", cfg.formula),
+                         ("regression.linear.formula", cfg.linear.formula if cfg.linear else None)):
+        if formula is None:
+            continue
+        try:
+            used = rg.check_formula(formula, available)
+        except ValueError as e:
+            raise ParamsError(f"{key}: {str(e).removeprefix('formula: ')}") from None
+        if key == "regression.formula" and used[0] != cfg.outcome:
+            raise ParamsError(f"{key}: the outcome is {used[0]!r} but regression.outcome is {cfg.outcome!r}")
+    if cfg.cluster and cfg.cluster not in columns:
+        from .config import did_you_mean
+
+        raise ParamsError(f"regression.cluster: no column {cfg.cluster!r}{did_you_mean(cfg.cluster, list(columns))}")
+
+
+def analyse_regression(run) -> RegressionResult:
+    """The logit of the outcome with its diagnostics, and the linear model when configured."""
+    cfg = run.params.regression
+    af = rg.analysis_frame(run.opportunities, cfg.outcome)
+    fit = rg.fit_logit(af.data, cfg.formula, cluster=cfg.cluster)
+    calibration, vif, auc = pd.DataFrame(), pd.DataFrame(), None
+    if fit.result is not None:
+        model = fit.result.model
+        calibration = rg.calibration_by_decile(model.endog, fit.result.predict())
+        vif = rg.vif_table(af.data, cfg.formula)
+        try:
+            auc = rg.holdout_auc(af.data, cfg.formula)
+        except ValueError:  # too few rows of one class to hold some out: said in the report, not a crash
+            auc = None
+    linear = None
+    if cfg.linear is not None:
+        outcome = cfg.linear.formula.split("~")[0].strip()
+        lf = rg.analysis_frame(run.opportunities, outcome)
+        linear = rg.fit_linear(lf.data, cfg.linear.formula, log_outcome=cfg.linear.log)
+    return RegressionResult(af, fit, rg.strongest_drivers(fit), vif, calibration, auc, linear)
+
+
+def _odds(x: float, lang: str) -> str:
+    return format_number(x, lang, digits=2)
+
+
+def driver_sentence(row, frame: pd.DataFrame, outcome: str, lang: str) -> str:
+    """One driver in words: "each extra meeting multiplies the odds of winning by 1.31 (1.22 to 1.40)"."""
+    values = dict(var=row["variable"] or row["term"], level=row["level"], outcome=t(f"rg.outcome.{outcome}", lang)
+                  if outcome in ("won", "converted") else outcome)
+    ratio, low, high = row["odds_ratio"], row["or_ci_low"], row["or_ci_high"]
+    if row["transform"] == "categorical":
+        key = "rg.driver.level"
+    elif row["transform"] in ("log", "log1p"):
+        # a coefficient per log unit reads better per doubling: odds ratio ** ln 2
+        ratio, low, high = (v ** math.log(2) for v in (ratio, low, high))
+        key = "rg.driver.doubling"
+    elif row["transform"]:
+        key = "rg.driver.term"
+    elif row["variable"] in frame and set(frame[row["variable"]].dropna().unique()) <= {0, 1}:
+        key = "rg.driver.flag"
+    else:
+        key = "rg.driver.unit"
+    return t(key, lang, ratio=_odds(ratio, lang), low=_odds(low, lang), high=_odds(high, lang), term=row["term"],
+             **values)
+
+
+def summary_sentences(r: RegressionResult, lang: str) -> list[str]:
+    """Who was analysed, the strongest drivers in words, how well the model ranks, and any problem."""
+    fit, outcome = r.fit, r.frame.outcome
+    positive = t(f"rg.positive.{outcome}", lang) if outcome in ("won", "converted") else outcome
+    out = [t("rg.summary_rows", lang, n=format_number(fit.n, lang), events=format_number(fit.events, lang),
+             positive=positive,
+             share=format_percent(fit.events / fit.n if fit.n else float("nan"), lang),
+             left=format_number(r.frame.n_left_out + fit.n_dropped_missing + fit.n_dropped_nonpositive, lang))]
+    if len(r.drivers):
+        out.append(t("rg.drivers_intro", lang) + " " + "; ".join(
+            driver_sentence(row, r.frame.data, outcome, lang) for _, row in r.drivers.iterrows()) + ".")
+    else:
+        out.append(t("rg.no_driver", lang))
+    if r.auc is not None:
+        out.append(t("rg.auc", lang, auc=format_number(r.auc, lang, digits=2)))
+    out += [problem_sentence(p, lang) for p in fit.problems]
+    return out
+
+
+def problem_sentence(problem: dict, lang: str) -> str:
+    """A fitting problem explained, with what was done about it."""
+    values = {k: ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in problem.items() if k != "code"}
+    for k in ("events_per_term",):
+        if k in values:
+            values[k] = format_number(values[k], lang, digits=1)
+    return t(f"rg.problem.{problem['code']}", lang, **values)
+
+
+def show_model(run, r: RegressionResult) -> None:
+    """Odds ratios with intervals (table and plot) and the average marginal effects."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_odds_ratios
+
+    c = r.fit.coefficients
+    run.heading("rg.odds")
+    run.say("rg.odds_note", cov=run.t(f"rg.cov.{r.fit.cov_type}", clusters=r.fit.n_clusters or 0,
+                                      cluster=run.params.regression.cluster or ""))
+    cols = ["term", "odds_ratio", "or_ci_low", "or_ci_high", "p_value", "note"]
+    run.table(c[cols], labels={col: f"col.{col}" for col in cols}, pvalues=("p_value",))
+    shown = c[(c["term"] != "Intercept") & c["odds_ratio"].notna()]
+    if len(shown):
+        ax = plot_odds_ratios(shown, title=run.t("rg.odds_chart"))
+        plt.show()
+        plt.close(ax.figure)
+    if len(r.fit.marginal_effects):
+        run.heading("rg.margins", level=3)
+        run.say("rg.margins_note")
+        m = r.fit.marginal_effects
+        run.table(m[["term", "dydx", "ci_low", "ci_high", "p_value"]],
+                  labels={"term": "col.term", "dydx": "col.dydx", "ci_low": "col.ci_low", "ci_high": "col.ci_high",
+                          "p_value": "col.p_value"}, percent=("dydx", "ci_low", "ci_high"), pvalues=("p_value",))
+
+
+def show_diagnostics(run, r: RegressionResult) -> None:
+    """Class balance, problems, collinearity, calibration and the hold-out AUC."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_calibration
+
+    fit = r.fit
+    run.heading("rg.diagnostics")
+    run.say("rg.balance", n=run.number(fit.n), events=run.number(fit.events),
+            share=run.percent(fit.events / fit.n if fit.n else float("nan")),
+            epp=format_number(min(fit.events, fit.n - fit.events) / max(len(fit.coefficients) - 1, 1), run.lang,
+                              digits=1))
+    for p in fit.problems:
+        run.say("rg.problem_line", text=problem_sentence(p, run.lang))
+    if len(r.vif):
+        run.heading("rg.vif", level=3)
+        high = r.vif[r.vif["vif"] > VIF_HIGH]
+        run.say("rg.vif_high" if len(high) else "rg.vif_ok", terms=", ".join(high["term"]), limit=f"{VIF_HIGH:g}")
+        run.table(r.vif[["term", "vif"]], labels={"term": "col.term", "vif": "col.vif"})
+    if len(r.calibration):
+        run.heading("rg.calibration", level=3)
+        run.say("rg.calibration_note")
+        ax = plot_calibration(r.calibration, title=run.t("rg.calibration_chart"))
+        plt.show()
+        plt.close(ax.figure)
+        run.table(r.calibration, labels={c: f"col.{c}" for c in r.calibration.columns} | {
+            "n": "col.rows", "events": "col.positive"},
+                  percent=("mean_predicted", "observed_rate"))
+    run.say("rg.auc" if r.auc is not None else "rg.auc_none", auc=format_number(r.auc or 0, run.lang, digits=2))
+
+
+def show_linear(run, r: RegressionResult) -> None:
+    """The linear model of deal size or cycle length, with HC3 errors and residual plots."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_residuals
+
+    lin = r.linear
+    if lin is None:
+        return
+    run.heading("rg.linear", outcome=lin.outcome)
+    run.say("rg.linear_note_log" if lin.log_outcome else "rg.linear_note", n=run.number(lin.n),
+            r2=format_number(lin.r_squared, run.lang, digits=3))
+    cols = ["term", "coef", "ci_low", "ci_high", "p_value"] + (
+        ["pct_effect", "pct_ci_low", "pct_ci_high"] if lin.log_outcome else [])
+    run.table(lin.coefficients[cols], labels={c: f"col.{c}" for c in cols},
+              percent=("pct_effect", "pct_ci_low", "pct_ci_high"), pvalues=("p_value",))
+    fig = plot_residuals(lin.fitted, lin.residuals, title=run.t("rg.residuals_chart"))
+    plt.show()
+    plt.close(fig)
+
+
+def output_files(r: RegressionResult) -> dict[str, pd.DataFrame]:
+    """``data/``: DESIGN's coefficient table, and the marginal effects, VIF, calibration and linear model."""
+    out = {"regression_coefficients.csv": rg.coefficients_csv(r.fit),
+           "regression_marginal_effects.csv": r.fit.marginal_effects,
+           "regression_vif.csv": r.vif, "regression_calibration.csv": r.calibration}
+    if r.linear is not None:
+        out["linear_coefficients.csv"] = rg.coefficients_csv(r.linear)
+    return out
