@@ -101,8 +101,9 @@ def summary_sentences(r: RegressionResult, lang: str) -> list[str]:
              share=format_percent(fit.events / fit.n if fit.n else float("nan"), lang),
              left=format_number(r.frame.n_left_out + fit.n_dropped_missing + fit.n_dropped_nonpositive, lang))]
     if len(r.drivers):
-        out.append(t("rg.drivers_intro", lang) + " " + "; ".join(
-            driver_sentence(row, r.frame.data, outcome, lang) for _, row in r.drivers.iterrows()) + ".")
+        sep, stop = ("；", "。") if lang == "zh" else ("; ", ".")
+        out.append(t("rg.drivers_intro", lang) + " " + sep.join(
+            driver_sentence(row, r.frame.data, outcome, lang) for _, row in r.drivers.iterrows()) + stop)
     else:
         out.append(t("rg.no_driver", lang))
     if r.auc is not None:
@@ -159,7 +160,7 @@ def show_diagnostics(run, r: RegressionResult) -> None:
             epp=format_number(min(fit.events, fit.n - fit.events) / max(len(fit.coefficients) - 1, 1), run.lang,
                               digits=1))
     for p in fit.problems:
-        run.say("rg.problem_line", text=problem_sentence(p, run.lang))
+        run.paragraph(problem_sentence(p, run.lang))
     if len(r.vif):
         run.heading("rg.vif", level=3)
         high = r.vif[r.vif["vif"] > VIF_HIGH]

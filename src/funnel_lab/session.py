@@ -109,6 +109,10 @@ class RunContext:
     def heading(self, key: str, level: int = 2, **values: Any) -> None:
         display(Markdown(f"{'#' * level} {self.t(key, **values)}"))
 
+    def paragraph(self, text: str) -> None:
+        """A sentence already in the report language (e.g. composed from catalogue pieces), as a paragraph."""
+        display(Markdown(text))
+
     def say(self, key: str, **values: Any) -> None:
         """A catalogue sentence as a paragraph (Markdown allowed in the message)."""
         display(Markdown(self.t(key, **values)))
