@@ -163,6 +163,11 @@ class Targeting(_Strict):
     exclude: list[str] = Field(default_factory=list)
     max_depth: int = Field(4, ge=1, le=20)
     top_n: int = Field(200, ge=1)
+    #: columns the leakage guard flags but the analyst vouches for (known before the outcome)
+    allow: list[str] = Field(default_factory=list)
+    #: stage -> the next action suggested for a deal in it, shown beside each target
+    next_actions: dict[str, str] = Field(default_factory=dict)
+    seed: int = 0
 
 
 class Forecast(_Strict):

@@ -240,6 +240,37 @@ def plot_residuals(fitted: pd.Series, residuals: pd.Series, *, title: str = "") 
     return fig
 
 
+def plot_gains(gains: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+               ax: Axes | None = None) -> Axes:
+    """Cumulative gains: the share of wins found when working the list from the top, against working at random."""
+    names = {"model": "tree", "baseline": "logistic baseline", "random": "random"} | (labels or {})
+    ax = _axes(ax, height=3.8)
+    ax.plot(gains["share_contacted"], gains["share_of_wins_found"], color="#4c72b0", lw=2, label=names["model"])
+    if "baseline" in gains:
+        ax.plot(gains["share_contacted"], gains["baseline"], color="#dd8452", lw=1.5, label=names["baseline"])
+    ax.plot(gains["share_contacted"], gains["random"], color="#999999", lw=1, ls="--", label=names["random"])
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.legend(frameon=False, loc="lower right")
+    ax.set_title(title, loc="left")
+    return ax
+
+
+def plot_tree_model(model) -> plt.Figure:
+    """The decision tree drawn at the report's width, its splits named by the input columns."""
+    from sklearn.tree import plot_tree
+
+    tree = model.pipeline[-1]
+    depth = tree.get_depth()
+    fig, ax = plt.subplots(figsize=(11, 1.6 * depth + 1.5), layout="constrained")
+    enc = model.encoded.set_index("feature")
+    names = [f"{enc.loc[f, 'column']} = {enc.loc[f, 'level']}" if f in enc.index and str(enc.loc[f, "level"]) not in
+             ("", "nan") else (enc.loc[f, "column"] if f in enc.index else f) for f in model.feature_names]
+    plot_tree(tree, feature_names=names, class_names=["lost", "won"], filled=True,
+              impurity=False, proportion=True, rounded=True, fontsize=6 if depth > 3 else 8, ax=ax)
+    return fig
+
+
 def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str], labels: dict[str, str] | None = None,
                         title: str = "", last: int = 52) -> plt.Figure:
     """One control chart per stage: the metric per period, its center and limits, breaches marked in red.

@@ -142,6 +142,8 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
         elif spec.needs and not any(n in tables for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
+        elif name == "50_targeting" and not _enough_outcomes(cleaned.get("opportunities")):
+            plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.too_few_closed"))
         elif name == "30_regression" and params.regression.formula is None:
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_formula"))
         elif spec.needs_stages and params.stages is None:
@@ -171,6 +173,15 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     if plan.run:
         _check_kernel()
     return plan
+
+
+def _enough_outcomes(opportunities, *, closed: int = 50, each: int = 10) -> bool:
+    """A tree needs closed deals of both outcomes to learn from (the thresholds of targeting.run_targeting)."""
+    if opportunities is None:
+        return False
+    counts = opportunities.data["status"].value_counts()
+    won, lost = int(counts.get("won", 0)), int(counts.get("lost", 0))
+    return won + lost >= closed and min(won, lost) >= each
 
 
 def _check_kernel() -> None:

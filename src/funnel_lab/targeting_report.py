@@ -1,0 +1,89 @@
+"""The targeting report (``50_targeting``): the short list first, then why each name is on it and how good it is."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import targeting as tg
+from .i18n import format_number, format_percent, t
+
+
+def analyse_targeting(run) -> tg.TargetingResult:
+    """The tuned tree on closed deals (leakage-guarded), its hold-out evaluation and the scored open deals."""
+    c = run.params.targeting
+    return tg.run_targeting(run.opportunities, outcome=c.outcome, features=c.features, exclude=c.exclude,
+                            drop_columns=run.params.cleaning.drop_columns, allow=c.allow, max_depth=c.max_depth,
+                            top_n=c.top_n, seed=c.seed, next_actions=c.next_actions)
+
+
+def summary_sentences(r: tg.TargetingResult, lang: str) -> list[str]:
+    """What to do with the list, how much better than random it is, and what was kept out of the model."""
+    m = r.metrics
+    out = [t("tg.summary_list", lang, n=format_number(len(r.targets), lang), top=format_number(m["top_n"], lang)),
+           t("tg.summary_quality", lang, lift=format_number(m["lift_at_10pct"], lang, digits=1),
+             auc=format_number(m["auc"], lang, digits=2), base=format_number(m["baseline_auc"], lang, digits=2),
+             precision=format_percent(m["precision_at_top_n"], lang), rate=format_percent(m["base_rate"], lang),
+             n=format_number(m["top_n_test"], lang))]
+    if max(m["auc"], m["baseline_auc"] or 0) < 0.6:  # neither model beats a coin by much: say so before the list
+        out.insert(0, t("tg.no_signal", lang, auc=format_number(m["auc"], lang, digits=2)))
+    if len(r.rules):
+        best = r.rules.iloc[0]
+        out.append(t("tg.summary_best_rule", lang, rule=best["rule"], rate=format_percent(best["win_rate"], lang),
+                     n=format_number(int(best["n"]), lang)))
+    flagged = r.leakage[r.leakage["flagged"]]
+    if len(flagged):
+        out.append(t("tg.summary_leakage", lang, columns=", ".join(flagged["column"])))
+    return out
+
+
+def show_targets(run, r: tg.TargetingResult) -> None:
+    """The top of the list with the reason and the next action for each deal."""
+    run.heading("tg.list")
+    run.say("tg.list_note", n=format_number(run.params.targeting.top_n, run.lang))
+    cols = ["rank", "opportunity_id", "probability", "stage", "next_action", "rule"]
+    run.table(r.targets[cols].head(25), labels={c: f"col.{c}" for c in cols}, percent=("probability",))
+
+
+def show_model(run, r: tg.TargetingResult) -> None:
+    """The tree drawn, its leaves as rules, the evaluation beside the logistic baseline, gains and calibration."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_calibration, plot_gains, plot_tree_model
+
+    run.heading("tg.tree")
+    run.say("tg.tree_note", depth=r.model.best_params["max_depth"], leaf=r.model.best_params["min_samples_leaf"],
+            cv=format_number(r.model.cv_auc["mean"], run.lang, digits=3))
+    fig = plot_tree_model(r.model)
+    plt.show()
+    plt.close(fig)
+    run.table(r.rules, labels={"leaf": "col.leaf", "rule": "col.rule", "n": "col.deals", "wins": "col.won",
+                               "win_rate": "col.win_rate"}, percent=("win_rate",))
+
+    run.heading("tg.evaluation")
+    e, b = r.evaluation, r.evaluation.get("baseline", {})
+    rows = [(k, e.get(k), b.get(k)) for k in ("auc", "pr_auc", "precision_at_top_n", "lift_at_10pct")]
+    table = pd.DataFrame({"measure": [run.t(f"tg.metric.{k}", n=e["top_n"]) for k, _, _ in rows],
+                          "tree": [v for _, v, _ in rows], "baseline": [v for _, _, v in rows]})
+    run.say("tg.evaluation_note", n=format_number(e["n_test"], run.lang), rate=run.percent(e["base_rate"]))
+    run.table(table, labels={"measure": "col.measure", "tree": "col.tree", "baseline": "col.baseline"})
+    ax = plot_gains(e["gains"], title=run.t("tg.gains_chart"),
+                    labels={"model": run.t("col.tree"), "baseline": run.t("col.baseline"), "random": run.t("tg.random")})
+    plt.show()
+    plt.close(ax.figure)
+    cal = e["calibration"].dropna(subset=["observed_rate"])
+    if len(cal):
+        ax = plot_calibration(cal, title=run.t("tg.calibration_chart"))
+        plt.show()
+        plt.close(ax.figure)
+
+    run.heading("tg.features")
+    run.say("tg.features_note", used=", ".join(r.metrics["features_used"]) or "–")
+    lk = r.leakage[["column", "auc_alone", "missing_closed", "missing_open", "flagged", "reason", "removed"]]
+    run.table(lk, labels={c: f"col.{c}" for c in lk.columns}, percent=("missing_closed", "missing_open"),
+              translate={"reason": "tg.reason"})
+    run.table(r.candidates, labels={"column": "col.column", "reason": "col.reason"}, translate={"reason": "tg.reason"})
+
+
+def output_files(r: tg.TargetingResult) -> dict[str, pd.DataFrame]:
+    """``targets.csv`` (DESIGN's columns first), the leaf rules and the leakage scan."""
+    return {"targets.csv": r.targets, "targeting_rules.csv": r.rules, "targeting_leakage.csv": r.leakage}

@@ -1,0 +1,364 @@
+"""Targeting against planted truths, scikit-learn called directly, hand counts and the real X Education leads."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+
+import funnel_lab
+from conftest import ROOT
+from funnel_lab.targeting import (TARGET_COLUMNS, candidate_features, evaluate, fit_baseline, fit_tree, leaf_of,
+                                  leakage_scan, predict_probability, run_targeting, score_open, targeting_metrics,
+                                  tree_rules)
+
+EXAMPLES = ROOT / "params" / "examples"
+
+
+def _planted(n: int = 2400, seed: int = 3, open_share: float = 0.15) -> pd.DataFrame:
+    """Deals won with probability 0.8 when x1 > 5 and cat == "A", else 0.1; noise columns beside them."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.uniform(0, 10, n)
+    cat = rng.choice(["A", "B", "C"], n, p=[0.4, 0.35, 0.25])
+    p = np.where((x1 > 5) & (cat == "A"), 0.8, 0.1)
+    won = rng.random(n) < p
+    is_open = rng.random(n) < open_share
+    noise = rng.normal(size=n)
+    noise[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({
+        "opportunity_id": pd.array([f"D{i:05d}" for i in range(n)], dtype="str"),
+        "status": pd.array(np.where(is_open, "open", np.where(won, "won", "lost")), dtype="str"),
+        "won": pd.array(np.where(is_open, None, won.astype(int)), dtype="Int64"),
+        "created_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+        "crm_stage": pd.array(np.where(is_open, rng.choice(["intent", "decision"], n),
+                                       np.where(won, "won", "lost")), dtype="str"),
+        "x1": x1,
+        "cat": pd.array(cat, dtype="str"),
+        "noise_num": noise,
+        "noise_cat": pd.array(rng.choice(list("pqrst"), n), dtype="str"),
+        "noise_flag": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+        "p_true": p,
+    })
+
+
+@pytest.fixture(scope="module")
+def planted() -> pd.DataFrame:
+    return _planted()
+
+
+# ------------------------------------------------------------------------------------------------ candidates
+
+def test_candidate_features_reason_codes():
+    n = 120
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "opportunity_id": [f"o{i}" for i in range(n)],
+        "status": ["won", "lost", "open"] * 40,
+        "won": pd.array([1, 0, None] * 40, dtype="Int64"),
+        "closed_at": pd.to_datetime(["2025-01-01"] * n),
+        "created_at": pd.to_datetime(["2024-12-01"] * n),
+        "account": ["acme", "beta"] * 60,
+        "email": [f"p{i}@x.org" for i in range(n)],               # unique text: an identifier
+        "city": pd.array([f"c{i % 60}" for i in range(n)], dtype="str"),  # 60 levels
+        "region": ["north"] * n,
+        "crm_probability": rng.uniform(0, 100, n),
+        "visits": rng.poisson(3, n),
+        "demo": rng.random(n) < 0.5,
+        "source": rng.choice(["Web", "Referral"], n),
+        "old_field": rng.normal(size=n),
+    })
+    cols, left = candidate_features(df, exclude=["crm_probability"], drop_columns=["old_field"])
+    assert cols == ["visits", "demo", "source"]
+    assert left.set_index("column")["reason"].to_dict() == {
+        "opportunity_id": "identifier", "status": "outcome", "won": "outcome", "closed_at": "outcome",
+        "created_at": "date", "account": "identifier", "email": "identifier", "city": "high_cardinality",
+        "region": "constant", "crm_probability": "excluded", "old_field": "dropped"}
+    cols, left = candidate_features(df, features=["visits", "source", "crm_probability"], exclude=["crm_probability"])
+    assert cols == ["visits", "source"]
+    assert left.set_index("column")["reason"][["demo", "crm_probability"]].tolist() == ["not_selected", "excluded"]
+    with pytest.raises(ValueError, match="targeting.exclude: unknown column 'vists'; did you mean 'visits'"):
+        candidate_features(df, exclude=["vists"])
+    # a column already removed by cleaning.drop_columns may still be named in exclude
+    assert candidate_features(df.drop(columns="old_field"), exclude=["old_field"], drop_columns=["old_field"])[0]
+
+
+# --------------------------------------------------------------------------------------------------- leakage
+
+def test_leakage_scan_flags_planted_leaks_and_allow_keeps_them(planted):
+    rng = np.random.default_rng(9)
+    df = planted.copy()
+    closed = df["status"] != "open"
+    won = df["won"].fillna(0).to_numpy(dtype=int)
+    flip = rng.random(len(df)) < 0.01
+    # a copy of the outcome with 1% of it flipped; on open deals a value like any other
+    df["leak_copy"] = np.where(closed, np.where(flip, 1 - won, won), rng.integers(0, 2, len(df))).astype(float)
+    # a reason filled in when a deal closes, unrelated to how it closed, empty on every open deal
+    df["close_reason"] = pd.array(np.where(closed, rng.choice(["price", "timing", "fit"], len(df)), None),
+                                  dtype="str")
+    # values written once the outcome is known: "signed" only on wins, "lost to rival" only on losses
+    note = rng.choice(["ringing", "busy", "emailed"], len(df)).astype(object)
+    note[closed & (won == 1) & (rng.random(len(df)) < 0.5)] = "signed"
+    note[closed & (won == 0) & (rng.random(len(df)) < 0.15)] = "lost to rival"
+    df["note"] = pd.array(note, dtype="str")
+    df = df.drop(columns=["p_true"])
+    cols = ["x1", "cat", "noise_num", "leak_copy", "close_reason", "note"]
+    y = df.loc[closed, "won"].to_numpy(dtype=int)
+    scan = leakage_scan(df[closed], y, cols, open_frame=df[~closed]).set_index("column")
+    assert scan.loc["leak_copy", "reason"] == "predicts_alone"
+    assert scan.loc["close_reason", "reason"] == "filled_after_outcome"
+    assert scan.loc["note", "reason"] == "outcome_levels" and scan.loc["note", "auc_alone"] < 0.98
+    assert scan.loc["close_reason", "missing_open"] == 1.0 and scan.loc["close_reason", "missing_closed"] == 0.0
+    assert not scan.loc[["x1", "cat", "noise_num"], "flagged"].any()
+    # a number's auc_alone is max(AUC, 1 - AUC) of the value itself
+    a = roc_auc_score(y, df.loc[closed, "x1"])
+    assert scan.loc["x1", "auc_alone"] == pytest.approx(max(a, 1 - a), abs=1e-12)
+    # out-of-fold level rates: a text column unique per row is worth nothing alone, not perfect
+    unique = pd.DataFrame({"u": pd.array([f"u{i}" for i in range(int(closed.sum()))], dtype="str")})
+    assert leakage_scan(unique, y, ["u"])["auc_alone"].iloc[0] == pytest.approx(0.5, abs=0.02)
+
+    res = run_targeting(df, exclude=["crm_stage"], max_depth=3, seed=0)
+    removed = set(res.leakage.loc[res.leakage["removed"], "column"])
+    assert {"leak_copy", "close_reason", "note"} <= removed
+    assert not removed & set(res.features) and "leak_copy" not in res.metrics["features_used"]
+    kept = run_targeting(df, exclude=["crm_stage"], allow=["leak_copy"], max_depth=3, seed=0)
+    assert "leak_copy" in kept.features and "leak_copy" in kept.metrics["features_used"]
+    assert kept.metrics["auc"] > 0.95  # what the guard protects against
+
+
+# ------------------------------------------------------------------------------------------------------ tree
+
+def test_tree_finds_the_planted_rule(planted):
+    closed = planted[planted["status"] != "open"]
+    X = closed[["x1", "cat", "noise_num", "noise_cat", "noise_flag"]]
+    y = closed["won"].to_numpy(dtype=int)
+    X_train, X_test, y_train, y_test, _, p_test = train_test_split(X, y, closed["p_true"], test_size=0.3,
+                                                                   stratify=y, random_state=1)
+    model = fit_tree(X_train, y_train, max_depth=3, seed=0)
+    root = model.tree.tree_.feature[0]
+    assert model.encoded["column"].iloc[root] in ("x1", "cat")
+    assert set(model.features_used()) >= {"x1", "cat"}
+    best = tree_rules(model, X_train, y_train).iloc[0]
+    assert "cat = A" in best["rule"]
+    bound = re.search(r"x1 > ([0-9.]+)", best["rule"])
+    assert bound and abs(float(bound.group(1)) - 5) < 0.3
+    assert best["win_rate"] == pytest.approx(0.8, abs=0.08)
+    # held-out AUC near the Bayes-optimal AUC of the true probabilities on the same rows
+    bayes = roc_auc_score(y_test, p_test)
+    auc = evaluate(model, X_test, y_test, top_n=50)["auc"]
+    assert auc == pytest.approx(roc_auc_score(y_test, predict_probability(model, X_test)))
+    assert bayes - 0.03 < auc < bayes + 0.03, (auc, bayes)  # measured 0.799 vs 0.791
+
+
+def test_tuning_matches_gridsearchcv(planted):
+    closed = planted[planted["status"] != "open"].iloc[:600]
+    X, y = closed[["x1", "cat", "noise_num", "noise_flag"]], closed["won"].to_numpy(dtype=int)
+    model = fit_tree(X, y, max_depth=3, seed=4)
+    search = model.search
+    grid = {"tree__max_depth": sorted(search["max_depth"].unique().tolist()),
+            "tree__min_samples_leaf": sorted(search["min_samples_leaf"].unique().tolist()),
+            "tree__ccp_alpha": sorted(search["ccp_alpha"].unique().tolist())}
+    assert grid["tree__max_depth"] == [2, 3] and grid["tree__min_samples_leaf"] == [6, 12, 30]
+    gs = GridSearchCV(clone(model.pipeline), grid, scoring="roc_auc",
+                      cv=StratifiedKFold(5, shuffle=True, random_state=4)).fit(X, y)
+    np.testing.assert_allclose(search["mean_auc"], gs.cv_results_["mean_test_score"], atol=1e-12)
+    np.testing.assert_allclose(search["sd_auc"], gs.cv_results_["std_test_score"], atol=1e-12)
+    assert model.best_params == {k.removeprefix("tree__"): v for k, v in gs.best_params_.items()}
+    assert model.cv_auc["mean"] == pytest.approx(gs.best_score_)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+class _Fixed:
+    """A 'classifier' whose scores are given, so every metric can be counted by hand."""
+
+    def predict_proba(self, X):
+        s = X["score"].to_numpy(dtype=float)
+        return np.c_[1 - s, s]
+
+
+def test_evaluate_against_sklearn_and_hand_counts():
+    score = np.array([.95, .9, .85, .8, .7, .65, .6, .55, .5, .45, .4, .35, .3, .25, .2, .15, .12, .1, .05, .01])
+    y = np.array([1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    X = pd.DataFrame({"score": score})
+    ev = evaluate(_Fixed(), X, y, top_n=5)
+    assert ev["auc"] == pytest.approx(roc_auc_score(y, score))
+    assert ev["pr_auc"] == pytest.approx(average_precision_score(y, score))
+    assert ev["precision_at_top_n"] == pytest.approx(3 / 5)        # top 5: 1 0 1 1 0
+    assert ev["base_rate"] == pytest.approx(6 / 20) and ev["n_test"] == 20
+    assert ev["lift_at_10pct"] == pytest.approx((1 / 2) / (6 / 20))  # top 2 rows: 1 0
+    gains = ev["gains"].set_index("share_contacted")
+    assert gains.loc[0.25, "share_of_wins_found"] == pytest.approx(3 / 6)  # the first 5 rows: 1 0 1 1 0
+    assert gains.loc[0.5, "share_of_wins_found"] == pytest.approx(5 / 6)
+    assert gains.loc[1.0, "share_of_wins_found"] == 1 and (gains["random"] == gains.index).all()
+    cal = ev["calibration"].set_index("bin")
+    assert cal["n"].sum() == 20
+    assert cal.loc["0.9-1.0", "n"] == 2 and cal.loc["0.9-1.0", "observed_rate"] == 0.5
+    assert cal.loc["0.0-0.1", "n"] == 2 and cal.loc["0.0-0.1", "mean_predicted"] == pytest.approx(0.03)
+    assert ev["top_n"] == 5 and evaluate(_Fixed(), X, y, top_n=500)["top_n"] == 20
+
+    # ties at the cut count pro rata: the top 3 = the 0.9 row + 2 of the three 0.5 rows (one win among them)
+    tied = pd.DataFrame({"score": [0.9, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]})
+    yt = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0])
+    ev = evaluate(_Fixed(), tied, yt, top_n=3)
+    assert ev["precision_at_top_n"] == pytest.approx((1 + 2 * (1 / 3)) / 3)
+    assert ev["lift_at_10pct"] == pytest.approx(1 / 0.3)  # the top row, a win
+    shuffled = tied.iloc[::-1].reset_index(drop=True)
+    assert evaluate(_Fixed(), shuffled, yt[::-1], top_n=3)["precision_at_top_n"] == ev["precision_at_top_n"]
+
+
+def test_baseline_is_evaluated_on_the_same_rows(planted):
+    closed = planted[planted["status"] != "open"]
+    X, y = closed[["x1", "cat", "noise_num", "noise_flag"]], closed["won"].to_numpy(dtype=int)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=2)
+    base = fit_baseline(X_train, y_train, seed=0)
+    assert base[-1].class_weight == "balanced"
+    ev = evaluate(fit_tree(X_train, y_train, max_depth=3), X_test, y_test, top_n=100, baseline=base)
+    assert ev["baseline_auc"] == pytest.approx(roc_auc_score(y_test, base.predict_proba(X_test)[:, 1]))
+    assert ev["baseline"]["n_test"] == ev["n_test"] == len(y_test)
+    assert list(ev["gains"].columns) == ["share_contacted", "share_of_wins_found", "random", "baseline"]
+
+
+# ----------------------------------------------------------------------------------------------------- rules
+
+def test_rules_of_a_tree_with_a_known_shape():
+    rng = np.random.default_rng(2)
+    n = 600
+    X = pd.DataFrame({"meetings": pd.array(rng.integers(0, 8, n), dtype="Int64"),
+                      "source": pd.array(rng.choice(["Referral", "Web", "Event"], n), dtype="str")})
+    y = ((X["meetings"] >= 2) & (X["meetings"] <= 4) & (X["source"] == "Referral")).astype(int).to_numpy()
+    model = fit_tree(X, y, max_depth=3)
+    rules = tree_rules(model, X, y)
+    assert rules["n"].sum() == n and rules["wins"].sum() == y.sum()
+    counts = leaf_of(model, X).value_counts()
+    assert (rules.set_index("leaf")["n"] == counts.reindex(rules["leaf"]).to_numpy()).all()
+    top = rules.iloc[0]
+    assert top["win_rate"] == 1.0 and top["wins"] == y.sum()
+    assert set(top["rule"].split(" and ")) == {"2 <= meetings <= 4", "source = Referral"}
+    assert (rules["win_rate"].iloc[1:] == 0).all()
+    assert rules["win_rate"].is_monotonic_decreasing
+
+    # missing indicators, yes/no flags and the "(or missing)" of a median-imputed bound
+    visits = rng.integers(0, 10, n).astype(float)
+    visits[rng.random(n) < 0.3] = np.nan
+    X2 = pd.DataFrame({"visits": visits, "demo": pd.array(rng.random(n) < 0.5, dtype="boolean")})
+    y2 = (np.isnan(visits) & X2["demo"].to_numpy(dtype=bool)).astype(int)
+    r2 = tree_rules(fit_tree(X2, y2, max_depth=2), X2, y2)
+    assert set(r2["rule"].iloc[0].split(" and ")) == {"visits is missing", "demo = yes"}
+    assert r2["win_rate"].iloc[0] == 1.0
+    # a missing visit count is imputed with the median (4.5), so it follows the "more than 3" branch
+    y3 = (np.nan_to_num(visits, nan=np.nanmedian(visits)) <= 3).astype(int)
+    r3 = tree_rules(fit_tree(X2[["visits"]], y3, max_depth=2), X2[["visits"]], y3)
+    assert r3["rule"].tolist() == ["visits <= 3", "visits >= 4 (or missing)"]
+
+
+# --------------------------------------------------------------------------------------------------- targets
+
+def test_score_open_ranks_by_leaf_win_rate(planted):
+    res = run_targeting(planted.drop(columns="p_true"), exclude=["crm_stage"], max_depth=3, seed=5,
+                        next_actions={"decision": "send the contract"})
+    t = res.targets
+    opened = planted[planted["status"] == "open"]
+    assert list(t.columns[:4]) == TARGET_COLUMNS and len(t) == len(opened) == res.n_open
+    assert list(t.columns) == TARGET_COLUMNS + ["leaf", "stage", "next_action"]
+    assert t["rank"].tolist() == list(range(1, len(t) + 1))
+    assert t["probability"].is_monotonic_decreasing
+    for _, block in t.groupby("probability"):
+        assert block["opportunity_id"].is_monotonic_increasing  # ties by id
+    # the probability is the share of won closed deals in the same leaf, counted here independently
+    closed = planted[planted["status"] != "open"].reset_index(drop=True)
+    leaves = leaf_of(res.model, closed)
+    rate = closed["won"].astype(float).groupby(leaves.to_numpy()).mean()
+    np.testing.assert_allclose(t["probability"], t["leaf"].map(rate))
+    # ... which is not what a balanced tree's predict_proba says
+    proba = res.model.pipeline.predict_proba(opened.set_index("opportunity_id").loc[t["opportunity_id"]])[:, 1]
+    assert np.abs(proba - t["probability"].to_numpy()).max() > 0.05
+    stage = opened.set_index("opportunity_id")["crm_stage"].loc[t["opportunity_id"]].to_numpy()
+    assert (t["stage"].to_numpy() == stage).all()
+    assert (t["next_action"] == np.where(stage == "decision", "send the contract", "")).all()
+    again = run_targeting(planted.drop(columns="p_true"), exclude=["crm_stage"], max_depth=3, seed=5,
+                          next_actions={"decision": "send the contract"})
+    pd.testing.assert_frame_equal(t, again.targets)
+    assert json.dumps(res.metrics, allow_nan=False) == json.dumps(again.metrics, allow_nan=False)
+    assert targeting_metrics(res.evaluation, res.model, top_n=200) == res.metrics
+    # features_used: the input columns behind the encoded features of the tree's internal nodes
+    tree = res.model.tree.tree_
+    split_on = {res.model.encoded["column"].iloc[f] for f in tree.feature[tree.children_left != -1]}
+    assert sorted(res.metrics["features_used"]) == sorted(split_on) and {"x1", "cat"} <= split_on
+    assert score_open(res.model, res.rules, opened.iloc[:0]).empty
+
+
+def test_too_few_closed_deals_or_one_outcome_is_refused(planted):
+    small = planted[planted["status"] != "open"].iloc[:40].drop(columns="p_true")
+    with pytest.raises(ValueError, match="40 closed deals.*at least 50"):
+        run_targeting(small)
+    one = planted[planted["status"] == "open"].iloc[:100].assign(status="lost", won=0).drop(columns="p_true")
+    with pytest.raises(ValueError, match="0 won and 100 lost"):
+        run_targeting(one)
+
+
+# ------------------------------------------------------------------------------------------------------ demo
+
+def test_demo_targeting(demo_project):
+    ctx = funnel_lab.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
+                              notebook="50_targeting")
+    t = ctx.params.targeting
+    res = run_targeting(ctx.opportunities, outcome=t.outcome, features=t.features, exclude=t.exclude,
+                        max_depth=t.max_depth, top_n=t.top_n, seed=0)
+    reasons = res.candidates.set_index("column")["reason"]
+    assert reasons["crm_stage"] == reasons["crm_probability"] == "excluded"
+    assert reasons["account"] == "identifier" and reasons["created_at"] == "date"
+    assert not {"crm_stage", "crm_probability"} & set(res.features)
+    m = res.metrics
+    json.dumps(m, allow_nan=False)
+    assert {"auc", "lift_at_10pct", "precision_at_top_n", "features_used"} <= set(m)
+    # Measured (1,500-deal demo, seed 0): tree 0.70, logistic baseline 0.74, lift 2.6, precision@200 0.32 (base
+    # 0.26); the Bayes AUC of the true probabilities on these closed deals is 0.78. The demo's truth is an additive
+    # logit, which a linear model fits exactly and a depth-4 tree only in steps; over five split seeds the tree
+    # scored 0.69-0.75, the gap to the baseline 0.02-0.09, the lift 2.4-2.7 (a 326-deal test split: SE ~0.03).
+    assert m["auc"] > 0.65
+    assert m["auc"] > m["baseline_auc"] - 0.08
+    assert m["lift_at_10pct"] > 2.0
+    assert {"demo", "quote_sent"} <= set(m["features_used"])
+    assert len(res.targets) == (ctx.opportunities["status"] == "open").sum()
+    # the guard would have caught the CRM's own stage and probability had they not been excluded
+    closed = ctx.opportunities[ctx.opportunities["status"] != "open"]
+    scan = leakage_scan(closed, closed["status"].eq("won").astype(int), ["crm_stage", "crm_probability"])
+    assert scan["reason"].tolist() == ["predicts_alone", "predicts_alone"]
+
+
+# ------------------------------------------------------------------------------------------------- real data
+
+@pytest.mark.shared_data
+def test_xeducation_targeting_without_post_contact_columns(shared_data):
+    from funnel_lab.clean import clean_tables
+    from funnel_lab.config import load_params
+    from funnel_lab.ingest import load_tables
+
+    params = load_params([EXAMPLES / "xeducation_leads.yaml"])
+    opp = clean_tables(load_tables(params), params)["opportunities"].data
+    t = params.targeting
+    assert {"tags", "lead_quality", "last_notable_activity"} <= set(t.exclude)
+    res = run_targeting(opp, outcome=t.outcome, exclude=t.exclude, max_depth=t.max_depth, top_n=t.top_n, seed=0)
+    m = res.metrics
+    # Measured: held-out AUC 0.85 (0.84-0.85 over five split seeds; 2,310 test leads, SE ~0.008), 5-fold CV
+    # 0.85 +- 0.01, logistic baseline 0.86, lift at 10% 2.46 (the ceiling is 1 / 0.385 = 2.6). With Tags let back
+    # in the tree reaches 0.92, so an AUC above 0.90 here would mean a post-contact field had slipped through.
+    assert 0.80 < m["auc"] < 0.90
+    assert 0.80 < m["baseline_auc"] < 0.92
+    assert m["lift_at_10pct"] > 2.0
+    assert not set(t.exclude) & set(m["features_used"])
+    assert res.n_open == 0 and res.targets.empty  # every lead in this export is closed
+
+    # with Tags not excluded, the guard finds it: values like "Closed by Horizzon" (99% won) and "Already a
+    # student" (1% won) are written after contact
+    cols, _ = candidate_features(opp, exclude=[c for c in t.exclude if c != "tags"])
+    scan = leakage_scan(opp, opp["won"].astype(int), cols).set_index("column")
+    assert scan.loc["tags", "flagged"] and scan.loc["tags", "reason"] == "outcome_levels"
+    assert scan.loc["tags", "won_levels"] >= 1 and scan.loc["tags", "lost_levels"] >= 1
+    assert scan["flagged"].sum() == 1
