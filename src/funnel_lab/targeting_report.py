@@ -41,7 +41,10 @@ def show_targets(run, r: tg.TargetingResult) -> None:
     run.heading("tg.list")
     run.say("tg.list_note", n=format_number(run.params.targeting.top_n, run.lang))
     cols = ["rank", "opportunity_id", "probability", "stage", "next_action", "rule"]
-    run.table(r.targets[cols].head(25), labels={c: f"col.{c}" for c in cols}, percent=("probability",))
+    labels = run.stage_labels()
+    shown = r.targets[cols].head(25)
+    shown = shown.assign(stage=shown["stage"].map(lambda s: labels.get(s, s) if isinstance(s, str) else s))
+    run.table(shown, labels={c: f"col.{c}" for c in cols}, percent=("probability",))
 
 
 def show_model(run, r: tg.TargetingResult) -> None:
