@@ -151,15 +151,18 @@ def test_demo_analysis_frame_counts(demo_small):
     assert (frame.data["demo"] == ctx.opportunities.loc[frame.data.index, "demo"].astype(int)).all()
 
 
+def _truth_outside_intervals(coefficients: pd.DataFrame, truth: dict) -> dict:
+    """True coefficients that fall outside their fitted interval, with the interval (empty when all are inside)."""
+    return {k: (v, coefficients.loc[k, "ci_low"], coefficients.loc[k, "ci_high"]) for k, v in truth.items()
+            if not coefficients.loc[k, "ci_low"] <= v <= coefficients.loc[k, "ci_high"]}
+
+
 def test_demo_true_model_within_simultaneous_99pct_intervals(demo_small):
     # 1,500 rows: this seed's sample puts Event (true 0.15) 3.3 standard errors away even on the generator's own
     # clean table, so per-coefficient 99% intervals would miss by chance; Bonferroni's 99% for all 16 holds
     _, _, fit, truth = demo_small
     c = fit.coefficients.set_index("term")
-    assert set(c.index) == set(truth)
-    outside = {k: (v, c.loc[k, "ci_low"], c.loc[k, "ci_high"]) for k, v in truth.items()
-               if not c.loc[k, "ci_low"] <= v <= c.loc[k, "ci_high"]}
-    assert not outside
+    assert set(c.index) == set(truth) and not _truth_outside_intervals(c, truth)
     # every coefficient that is clearly non-zero (p < 1%) has the true sign
     clear = c[c["p_value"] < 0.01]
     assert len(clear) >= 8
@@ -192,10 +195,7 @@ def demo_large(tmp_path_factory):
 def test_demo_true_model_within_each_99pct_interval_and_signs(demo_large):
     _, _, fit, truth = demo_large
     c = fit.coefficients.set_index("term")
-    assert set(c.index) == set(truth)
-    outside = {k: (v, c.loc[k, "ci_low"], c.loc[k, "ci_high"]) for k, v in truth.items()
-               if not c.loc[k, "ci_low"] <= v <= c.loc[k, "ci_high"]}
-    assert not outside
+    assert set(c.index) == set(truth) and not _truth_outside_intervals(c, truth)
     assert all(np.sign(c.loc[k, "coef"]) == np.sign(v) for k, v in truth.items())
     # "each extra meeting multiplies the odds of winning by ...": exp(0.27) = 1.31 inside the reading's interval
     top = strongest_drivers(fit, k=20).set_index("term")

@@ -8,7 +8,6 @@ import pandas as pd
 
 from .forecast import (backtest, open_pipeline, simulate_won_revenue, snapshot_dates, stage_at,
                        win_probability_at_snapshots, win_probability_by_stage)
-from .funnel_report import data_as_of
 from .i18n import format_number, format_percent, t
 
 
@@ -28,7 +27,7 @@ def analyse_forecast(run) -> ForecastResult:
     opp = run.opportunities
     order = list(run.params.stages.order)
     history = run.history
-    as_of = data_as_of(opp, history, run.params.features.as_of)
+    as_of = run.as_of
     won = pd.Series(pd.to_numeric(opp["won"]).to_numpy(), index=opp["opportunity_id"].to_numpy())
     if history is not None and opp["created_at"].notna().any():
         stage = stage_at(history, order, as_of)

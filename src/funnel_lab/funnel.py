@@ -121,22 +121,14 @@ def funnel_table(reach: pd.DataFrame, order: list[str]) -> pd.DataFrame:
 def current_stage_reach(opportunities: pd.DataFrame, stages: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """Per deal, how far it got when there is no stage history: its current stage (a won deal passed them all).
 
-    ``stages`` holds ``stage_rank`` per opportunity (e.g. the stage model's); both modes are the same here.
+    This undercounts deals that moved on (a lost deal counts only up to the stage it had when it was lost) and has
+    no strict mode (both columns are equal); the report says so. ``stages`` holds ``stage_rank`` per opportunity
+    (e.g. the stage model's).
     """
     reach = stages["stage_rank"].to_numpy().copy()
     reach[(opportunities["status"] == "won").to_numpy()] = len(order) + 1
     return pd.DataFrame({"opportunity_id": opportunities["opportunity_id"].to_numpy(), "any_reach": reach,
                          "strict_reach": reach, "status": opportunities["status"].to_numpy()})
-
-
-def funnel_from_current_stage(opportunities: pd.DataFrame, stages: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """The funnel when there is no stage history: a deal reached its current stage and every stage before it.
-
-    This undercounts deals that moved on (a lost deal counts only up to the stage it had when it was lost) and has
-    no strict mode; the report says so.
-    """
-    out = funnel_table(current_stage_reach(opportunities, stages, order), order)
-    return out[out["mode"] == "any"].reset_index(drop=True)
 
 
 def funnel_by_group(reach: pd.DataFrame, opportunities: pd.DataFrame, by: str, order: list[str]) -> pd.DataFrame:
@@ -254,6 +246,18 @@ def stalled_deals(durations: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
     cur = durations[durations["current"]].merge(times[["stage", "p90_days"]], on="stage")
     out = cur[cur["days"] > cur["p90_days"]].sort_values("days", ascending=False)
     return out[["opportunity_id", "stage", "days", "p90_days"]].reset_index(drop=True)
+
+
+def data_as_of(opportunities: pd.DataFrame, history: pd.DataFrame | None, configured=None) -> pd.Timestamp:
+    """The analysis date: ``features.as_of`` when set, else the latest date in the data (not the clock, so that a
+    rerun gives the same numbers)."""
+    if configured is not None:
+        return pd.Timestamp(configured)
+    dates = [opportunities[c].max() for c in ("created_at", "closed_at") if c in opportunities]
+    if history is not None:
+        dates.append(history["entered_at"].max())
+    dates = [d for d in dates if pd.notna(d)]
+    return max(dates).normalize() + pd.Timedelta(days=1) if dates else pd.Timestamp("today").normalize()
 
 
 def win_rates(opportunities: pd.DataFrame) -> dict[str, float]:

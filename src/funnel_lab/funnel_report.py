@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .funnel import (cohort_table, current_stage_reach, deal_reach, funnel_by_group, funnel_from_current_stage,
-                     funnel_table, shrunk_win_rates,
+from .funnel import (cohort_table, current_stage_reach, deal_reach, funnel_by_group, funnel_table, shrunk_win_rates,
                      stage_dynamics, stage_durations, stalled_deals, time_in_stage, unmapped_stages, win_rates)
 from .i18n import format_number, format_percent, t
+from .monitoring_report import ConversionHistory, bottleneck_sentence, conversion_history
 
 
 @dataclass
@@ -28,20 +28,8 @@ class FunnelResult:
     rates: dict
     cohorts: pd.DataFrame
     as_of: pd.Timestamp
-    by_month: object = None  # monitoring_report.ConversionHistory per month (None without history)
+    by_month: ConversionHistory | None = None  # entries and conversion per month (None without history)
     reach: pd.DataFrame | None = None  # per deal: how far it got (the breakdowns' funnels)
-
-
-def data_as_of(opportunities: pd.DataFrame, history: pd.DataFrame | None, configured=None) -> pd.Timestamp:
-    """The analysis date: ``features.as_of`` when set, else the latest date in the data (not the clock, so that a
-    rerun gives the same numbers)."""
-    if configured is not None:
-        return pd.Timestamp(configured)
-    dates = [opportunities[c].max() for c in ("created_at", "closed_at") if c in opportunities]
-    if history is not None:
-        dates.append(history["entered_at"].max())
-    dates = [d for d in dates if pd.notna(d)]
-    return max(dates).normalize() + pd.Timedelta(days=1) if dates else pd.Timestamp("today").normalize()
 
 
 def analyse_funnel(run) -> FunnelResult:
@@ -49,7 +37,7 @@ def analyse_funnel(run) -> FunnelResult:
     opp = run.opportunities
     order = list(run.params.stages.order)
     history = run.history
-    as_of = data_as_of(opp, history, run.params.features.as_of)
+    as_of = run.as_of
     if history is not None:
         reach = deal_reach(history, opp, order)
         funnel = funnel_table(reach, order)
@@ -60,11 +48,9 @@ def analyse_funnel(run) -> FunnelResult:
         unmapped, n_hist = unmapped_stages(history, order), int(history["opportunity_id"].nunique())
     else:
         reach = current_stage_reach(opp, _current_ranks(run, order), order)
-        funnel = funnel_from_current_stage(opp, _current_ranks(run, order), order)
+        funnel = funnel_table(reach, order).query("mode == 'any'").reset_index(drop=True)
         dyn, times, stalled = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         unmapped, n_hist = pd.DataFrame(columns=["stage", "rows"]), 0
-    from .monitoring_report import conversion_history  # it reads data_as_of from here
-
     cohorts = cohort_table(opp, as_of=as_of) if {"created_at", "closed_at"} <= set(opp.columns) else pd.DataFrame()
     return FunnelResult(order, funnel, history is not None, n_hist, unmapped, dyn, times, stalled, win_rates(opp),
                         cohorts, as_of, conversion_history(run, "M"), reach)
@@ -101,8 +87,6 @@ def summary_sentences(r: FunnelResult, lang: str, labels: dict[str, str]) -> lis
     out.append(t("fn.summary_rates", lang, closed=p(w["closed_win_rate"]), cohort=p(w["cohort_win_rate"]),
                  cycle=format_number(w["cycle_days"], lang), open=format_number(w["open"], lang)))
     if r.by_month is not None:
-        from .monitoring_report import bottleneck_sentence
-
         sentence = bottleneck_sentence(r.by_month, lang, labels)
         out += [sentence] if sentence else []
     if len(r.stalled):

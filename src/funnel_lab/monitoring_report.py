@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .funnel_report import data_as_of
 from .i18n import format_number, format_percent, t
 from .monitoring import (below_own_history, breaches, control_limits, conversion_windows, period_series,
                          pipeline_moves, pipeline_waterfall, stage_entries)
@@ -43,8 +42,7 @@ def conversion_history(run, period: str) -> ConversionHistory | None:
     history = run.history
     if history is None:
         return None
-    opp, order = run.opportunities, list(run.params.stages.order)
-    as_of = data_as_of(opp, history, run.params.features.as_of)
+    opp, order, as_of = run.opportunities, list(run.params.stages.order), run.as_of
     entries = stage_entries(history, opp, order)
     windows = conversion_windows(entries, order, window_days=run.params.monitoring.window_days)
     series = period_series(entries, order, period=period, as_of=as_of, windows=windows)
@@ -67,7 +65,7 @@ def analyse_monitoring(run) -> MonitoringResult:
     opp = run.opportunities
     cfg = run.params.monitoring
     ch = conversion_history(run, cfg.period)
-    as_of = data_as_of(opp, run.history, run.params.features.as_of)
+    as_of = run.as_of
     if ch is not None and ch.limits["complete"].any():
         last = ch.limits[ch.limits["complete"]].sort_values("period_start").iloc[-1]
         start, end = last["period_start"], last["period_end"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import regression as rg
-from .config import ParamsError
+from .config import ParamsError, did_you_mean
 from .i18n import format_number, format_percent, t
 
 VIF_HIGH = 5.0  # above it a coefficient's interval is inflated by the others; above 10, hard to read on its own
@@ -40,8 +40,6 @@ def check_params(params, columns) -> None:
         if key == "regression.formula" and used[0] != cfg.outcome:
             raise ParamsError(f"{key}: the outcome is {used[0]!r} but regression.outcome is {cfg.outcome!r}")
     if cfg.cluster and cfg.cluster not in columns:
-        from .config import did_you_mean
-
         raise ParamsError(f"regression.cluster: no column {cfg.cluster!r}{did_you_mean(cfg.cluster, list(columns))}")
 
 

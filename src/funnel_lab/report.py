@@ -175,13 +175,15 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     return plan
 
 
-def _enough_outcomes(opportunities, *, closed: int = 50, each: int = 10) -> bool:
-    """A tree needs closed deals of both outcomes to learn from (the thresholds of targeting.run_targeting)."""
+def _enough_outcomes(opportunities) -> bool:
+    """A tree needs closed deals of both outcomes to learn from (the thresholds ``run_targeting`` enforces)."""
+    from .targeting import MIN_CLOSED, MIN_PER_CLASS
+
     if opportunities is None:
         return False
     counts = opportunities.data["status"].value_counts()
     won, lost = int(counts.get("won", 0)), int(counts.get("lost", 0))
-    return won + lost >= closed and min(won, lost) >= each
+    return won + lost >= MIN_CLOSED and min(won, lost) >= MIN_PER_CLASS
 
 
 def _check_kernel() -> None:

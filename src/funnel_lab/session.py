@@ -16,6 +16,7 @@ from . import files
 from .config import Params, ParamsError, load_params
 from .i18n import catalogue, format_number, format_p, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
+from .funnel import data_as_of
 from .ingest import Table, load_tables
 from .schemas import validate_tables
 from .stages import StageModel, assign_stages, load_models
@@ -71,6 +72,11 @@ class RunContext:
         if merged.empty:
             return h
         return h.assign(opportunity_id=h["opportunity_id"].map(merged.astype("str")).fillna(h["opportunity_id"]))
+
+    @cached_property
+    def as_of(self) -> pd.Timestamp:
+        """The analysis date every report of the run uses (:func:`funnel_lab.funnel.data_as_of`)."""
+        return data_as_of(self.opportunities, self.history, self.params.features.as_of)
 
     @cached_property
     def stage_model(self) -> StageModel:
