@@ -256,18 +256,48 @@ def plot_gains(gains: pd.DataFrame, *, labels: dict[str, str] | None = None, tit
     return ax
 
 
-def plot_tree_model(model) -> plt.Figure:
-    """The decision tree drawn at the report's width, its splits named by the input columns."""
-    from sklearn.tree import plot_tree
+def plot_tree_diagram(nodes: pd.DataFrame, *, yes: str = "yes", no: str = "no", deals: str = "deals") -> plt.Figure:
+    """The decision tree as boxes: each split's question, each leaf's win rate and size, coloured by win rate.
 
-    tree = model.pipeline[-1]
-    depth = tree.get_depth()
-    fig, ax = plt.subplots(figsize=(11, 1.6 * depth + 1.5), layout="constrained")
-    enc = model.encoded.set_index("feature")
-    names = [f"{enc.loc[f, 'column']} = {enc.loc[f, 'level']}" if f in enc.index and str(enc.loc[f, "level"]) not in
-             ("", "nan") else (enc.loc[f, "column"] if f in enc.index else f) for f in model.feature_names]
-    plot_tree(tree, feature_names=names, class_names=["lost", "won"], filled=True,
-              impurity=False, proportion=True, rounded=True, fontsize=6 if depth > 3 else 8, ax=ax)
+    Parameters
+    ----------
+    nodes : DataFrame
+        From :func:`funnel_lab.targeting.tree_nodes`.
+    yes, no, deals : str
+        Words for the branch labels and the leaf size (the report's language).
+    """
+    import textwrap
+
+    from matplotlib import colormaps
+
+    n_leaves, depth = int(nodes["leaf"].sum()), int(nodes["depth"].max())
+    fig, ax = plt.subplots(figsize=(11, 1.25 * depth + 1.2), layout="constrained")
+    cmap = colormaps["RdYlBu"]  # low win rates red, high blue
+    pos = nodes.set_index("node")
+    width = max(n_leaves - 1, 1)
+    for _, r in nodes[nodes["parent"] >= 0].iterrows():
+        p = pos.loc[r["parent"]]
+        ax.plot([p["x"] / width, r["x"] / width], [-p["depth"], -r["depth"]], color="#999999", lw=0.8, zorder=1)
+        ax.text((p["x"] + r["x"]) / 2 / width, -(p["depth"] + r["depth"]) / 2, yes if r["yes_branch"] else no,
+                fontsize=6.5, ha="center", va="center", color="#555555", zorder=3,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
+    size = 7 if n_leaves <= 10 else 6
+    # a split may use the width between its two children: wrap its question to that many characters
+    span = nodes[nodes["parent"] >= 0].groupby("parent")["x"].agg(lambda x: x.max() - x.min())
+    chars_per_leaf = 160 / max(n_leaves, 1)
+    for _, r in nodes.iterrows():
+        wrap = max(10, int(0.8 * chars_per_leaf * (span.get(r["node"], 1) + 1)))
+        rate = r["win_rate"]
+        colour = cmap(0.1 + 0.8 * float(rate)) if rate == rate else "#eeeeee"  # the darkest ends hide the text
+        if r["leaf"]:
+            text = f"{rate:.0%}\n{r['n']:,} {deals}" if rate == rate else f"–\n0 {deals}"
+        else:
+            text = "\n".join(textwrap.wrap(r["question"], wrap, break_long_words=False, break_on_hyphens=False)[:3])
+        ax.text(r["x"] / width, -r["depth"], text, fontsize=size, ha="center", va="center", zorder=4,
+                bbox={"boxstyle": "round,pad=0.3", "fc": colour, "ec": "#666666", "lw": 0.6})
+    ax.set_xlim(-0.6 / width, 1 + 0.6 / width)
+    ax.set_ylim(-depth - 0.5, 0.5)
+    ax.axis("off")
     return fig
 
 

@@ -10,7 +10,8 @@ The steps, each a pure function on DataFrames (the notebook ``50_targeting`` and
 4. :func:`evaluate` -- AUC, PR-AUC, precision in the top N, lift in the top decile, gains and calibration tables;
 5. :func:`tree_rules` -- one plain-text rule per leaf in terms of the input columns, with its training win rate;
 6. :func:`score_open` -- the open deals ranked by the win rate of their leaf (``targets.csv``);
-7. :func:`targeting_metrics` -- ``targeting_metrics.json``.
+7. :func:`targeting_metrics` -- ``targeting_metrics.json``;
+8. :func:`time_ordered_check` -- the list as it would have been drawn at a past date, against what closed since.
 
 Nothing here prints, plots or writes sentences: results are numbers, tables and codes (reason codes such as
 ``"identifier"`` or ``"predicts_alone"``) that the report layer puts into words. Every random step takes ``seed``.
@@ -40,7 +41,8 @@ from .regression import analysis_frame
 
 __all__ = ["CANDIDATE_REASONS", "LEAKAGE_REASONS", "MIN_CLOSED", "TARGET_COLUMNS", "TargetingResult", "TreeModel",
            "candidate_features", "evaluate", "fit_baseline", "fit_tree", "leaf_of", "leakage_scan",
-           "predict_probability", "run_targeting", "score_open", "targeting_metrics", "tree_rules"]
+           "predict_probability", "run_targeting", "score_open", "targeting_metrics", "time_ordered_check",
+           "tree_nodes", "tree_rules"]
 
 #: ``targets.csv``'s leading columns (DESIGN.md).
 TARGET_COLUMNS = ["opportunity_id", "probability", "rank", "rule"]
@@ -848,7 +850,8 @@ def _leaf_paths(tree: DecisionTreeClassifier) -> dict[int, list[tuple[int, bool,
     return out
 
 
-def _rule_text(model: TreeModel, path: list[tuple[int, bool, float]], medians: dict[str, float]) -> str:
+def _rule_text(model: TreeModel, path: list[tuple[int, bool, float]], medians: dict[str, float],
+               words: Mapping[str, str]) -> str:
     enc = model.encoded
     flags = set(enc.loc[enc["kind"] == "flag", "column"])
     order: list[str] = []  # columns by first appearance on the path: the root's question reads first
@@ -883,11 +886,11 @@ def _rule_text(model: TreeModel, path: list[tuple[int, bool, float]], medians: d
         if kind in ("number", "flag", "missing"):
             if c["missing"] is True:
                 # every missing cell holds the median, so the bounds on this path say nothing more
-                parts.append(f"{col} is missing")
+                parts.append(f"{col} {words['missing']}")
                 continue
             if c["lo"] is None and c["hi"] is None:
                 if c["missing"] is False:
-                    parts.append(f"{col} is known")
+                    parts.append(f"{col} {words['known']}")
                 continue
             m = medians.get(col)
             takes_missing = m is not None and (c["lo"] is None or m > c["lo"]) and (c["hi"] is None or m <= c["hi"])
@@ -895,26 +898,26 @@ def _rule_text(model: TreeModel, path: list[tuple[int, bool, float]], medians: d
                     and math.floor(c["lo"]) + 1 > math.floor(c["hi"])):
                 # a sliver between two whole numbers (e.g. 4.25 < x <= 4.75 around a median of 4.5): no known
                 # value lies there, only the imputed missing ones
-                parts.append(f"{col} is missing" if takes_missing else f"{col} is known")
+                parts.append(f"{col} {words['missing']}" if takes_missing else f"{col} {words['known']}")
                 continue
             if col in flags:
                 yes = c["lo"] is not None  # a flag split at 0.5: right = yes
-                text = f"{col} = {'yes' if yes else 'no'}"
+                text = f"{col} = {words['yes'] if yes else words['no']}"
             else:
                 text = _range_text(col, c["lo"], c["hi"], col in model.integer_columns)
             if c["missing"] is False:
-                text += f" and {col} is known"
+                text += f" {words['and']} {col} {words['known']}"
             elif takes_missing:  # a missing cell was imputed with the median: it follows the median's branch
-                text += " (or missing)"
+                text += f" {words['or_missing']}"
             parts.append(text)
             continue
         # text columns: "= level" wins over everything else on the path; then the pooled rare levels
         if c["eq"] is not None:
-            parts.append(f"{col} is missing" if c["eq"] == MISSING_LEVEL else f"{col} = {c['eq']}")
+            parts.append(f"{col} {words['missing']}" if c["eq"] == MISSING_LEVEL else f"{col} = {c['eq']}")
             continue
         if c["in"] is not None:
             rest = [v for v in c["in"] if v not in c["neq"]]
-            parts.append(f"{col} in {_set_text(rest)}")
+            parts.append(f"{col} {words['in']} {_set_text(rest)}")
             continue
         neq = [v for v in c["neq"] if v != MISSING_LEVEL]
         known = MISSING_LEVEL in c["neq"]
@@ -923,13 +926,19 @@ def _rule_text(model: TreeModel, path: list[tuple[int, bool, float]], medians: d
         if len(neq) == 1:
             parts.append(f"{col} ≠ {neq[0]}")
         elif neq:
-            parts.append(f"{col} not in {_set_text(neq)}")
+            parts.append(f"{col} {words['not_in']} {_set_text(neq)}")
         if known:
-            parts.append(f"{col} is known")
-    return " and ".join(parts) if parts else "(all)"
+            parts.append(f"{col} {words['known']}")
+    return f" {words['and']} ".join(parts) if parts else words["all"]
 
 
-def tree_rules(model: TreeModel, X_train: pd.DataFrame, y_train) -> pd.DataFrame:
+#: The words a rule is written with (:func:`tree_rules`'s ``words`` replaces any of them, e.g. in another language).
+RULE_WORDS = {"and": "and", "missing": "is missing", "known": "is known", "yes": "yes", "no": "no",
+              "or_missing": "(or missing)", "in": "in", "not_in": "not in", "all": "(all)"}
+
+
+def tree_rules(model: TreeModel, X_train: pd.DataFrame, y_train, *,
+               words: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One plain-text rule per leaf, with how many training deals it holds and how many of them were won.
 
     Parameters
@@ -937,6 +946,8 @@ def tree_rules(model: TreeModel, X_train: pd.DataFrame, y_train) -> pd.DataFrame
     model : TreeModel
     X_train, y_train
         The rows the tree was fitted on (counts are unweighted: the class weights only shape the splits).
+    words : mapping, optional
+        Replacements for :data:`RULE_WORDS` (the English shown below).
 
     Returns
     -------
@@ -954,17 +965,69 @@ def tree_rules(model: TreeModel, X_train: pd.DataFrame, y_train) -> pd.DataFrame
     leaves = leaf_of(model, X_train).to_numpy()
     counts = pd.DataFrame({"leaf": leaves, "y": y}).groupby("leaf")["y"].agg(["size", "sum"])
     medians = _medians(model)
+    words = {**RULE_WORDS, **(words or {})}
     paths = _leaf_paths(model.tree)
     ids = sorted(paths)
     n = counts["size"].reindex(ids).fillna(0).astype("int64").to_numpy()
     wins = counts["sum"].reindex(ids).fillna(0).astype("int64").to_numpy()
     out = pd.DataFrame({
         "leaf": np.asarray(ids, dtype="int64"),
-        "rule": pd.Series([_rule_text(model, paths[i], medians) for i in ids], dtype="str"),
+        "rule": pd.Series([_rule_text(model, paths[i], medians, words) for i in ids], dtype="str"),
         "n": n, "wins": wins, "win_rate": np.where(n > 0, wins / np.maximum(n, 1), np.nan),
     })
     return out.sort_values(["win_rate", "leaf"], ascending=[False, True], na_position="last",
                            kind="stable").reset_index(drop=True)
+
+
+def tree_nodes(model: TreeModel, X_train: pd.DataFrame, y_train, *,
+               words: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Every node of the tree with its question, its deals and their win rate: what a drawing of the tree needs.
+
+    Parameters
+    ----------
+    model : TreeModel
+    X_train, y_train
+        The rows the tree was fitted on.
+    words : mapping, optional
+        As for :func:`tree_rules`.
+
+    Returns
+    -------
+    DataFrame
+        ``node``, ``parent`` (-1 for the root), ``depth``, ``leaf`` (bool), ``yes_branch`` (bool: the node is its
+        parent's "yes" child), ``question`` (a split's "yes" condition in the words of :func:`tree_rules`, e.g.
+        ``meetings >= 2``; empty for a leaf), ``n``, ``wins``, ``win_rate``, ``x`` (horizontal position: leaves
+        0, 1, 2, ... left to right, each split centred over its children).
+    """
+    t = model.tree.tree_
+    words = {**RULE_WORDS, **(words or {})}
+    medians = _medians(model)
+    y = _y01(y_train)
+    members = model.tree.decision_path(model.pipeline[:-1].transform(X_train[model.input_columns]))
+    n = np.asarray(members.sum(axis=0)).ravel().astype("int64")
+    wins = np.asarray(members.T @ y).ravel().astype("int64")
+    parent, depth, yes = np.full(t.node_count, -1), np.zeros(t.node_count, int), np.zeros(t.node_count, bool)
+    for node in range(t.node_count):
+        for child, is_yes in ((t.children_left[node], False), (t.children_right[node], True)):
+            if child != -1:
+                parent[child], depth[child], yes[child] = node, depth[node] + 1, is_yes
+    x = np.zeros(t.node_count)
+
+    def place(node: int, next_leaf: int) -> int:  # in-order: "no" subtree left, "yes" subtree right
+        if t.children_left[node] == -1:
+            x[node] = next_leaf
+            return next_leaf + 1
+        next_leaf = place(int(t.children_right[node]), place(int(t.children_left[node]), next_leaf))
+        x[node] = (x[t.children_left[node]] + x[t.children_right[node]]) / 2
+        return next_leaf
+
+    place(0, 0)
+    leaf = t.children_left == -1
+    question = ["" if leaf[i] else _rule_text(model, [(int(t.feature[i]), True, float(t.threshold[i]))], medians, words)
+                for i in range(t.node_count)]
+    return pd.DataFrame({"node": np.arange(t.node_count), "parent": parent, "depth": depth, "leaf": leaf,
+                         "yes_branch": yes, "question": pd.Series(question, dtype="str"), "n": n, "wins": wins,
+                         "win_rate": np.where(n > 0, wins / np.maximum(n, 1), np.nan), "x": x})
 
 
 # -------------------------------------------------------------------------------------------------- 6. targets
@@ -1068,7 +1131,86 @@ def targeting_metrics(evaluation: dict, model: TreeModel, *, top_n: int) -> dict
     }
 
 
-# ---------------------------------------------------------------------------------------------- 8. the whole run
+# ---------------------------------------------------------------------------- 8. checked against what closed later
+
+#: Share of closed deals (by close date) the time-ordered check trains on; the pipeline open at that date is scored.
+TIME_TRAIN_SHARE = 0.7
+#: Fewest deals open at the cut-off and closed since for the time-ordered check to be reported.
+MIN_LATER_CLOSED = 30
+
+
+def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_depth: int = 4, top_n: int = 200,
+                       seed: int = 0, train_share: float = TIME_TRAIN_SHARE) -> dict:
+    """Train only on deals closed by a past date, rank the deals open on that date, and score the ranking by how
+    those deals actually closed since.
+
+    The random hold-out of :func:`run_targeting` asks "does the tree order deals it has not seen"; this asks the
+    question a sales team cares about: had we used the list back then, would its top have held the deals that went
+    on to win? Training rows and checked rows are separated in time, so a pattern that only held in the past (or a
+    field filled in as deals close) shows up as a weak check.
+
+    Parameters
+    ----------
+    closed : DataFrame
+        The closed deals with ``closed_at`` and, if known, ``created_at`` (rows aligned with ``y``).
+    y : array-like of 0/1
+        Won (1) or lost (0) per row of ``closed``.
+    features : sequence of str
+        The model's input columns.
+    max_depth, top_n, seed
+        As for :func:`run_targeting`; the tree is tuned again on the training rows only.
+    train_share : float, default 0.7
+        The cut-off is the date by which this share of the closed deals had closed.
+
+    Returns
+    -------
+    dict
+        ``status``: ``"ok"`` or the reason it could not be run (``"no_dates"``, ``"too_few_before"``,
+        ``"too_few_after"``). With ``"ok"``: ``cutoff`` (Timestamp), ``n_train``, ``n_checked`` (deals open at the
+        cut-off that have closed since; without ``created_at``: every deal closed after it), ``wins_checked``,
+        :func:`evaluate`'s keys for the tree with the logistic baseline, ``top10_wins`` / ``top10_n`` (the best
+        tenth of the checked deals, rounded to whole deals) and ``lift_low`` / ``lift_high`` (95% Wilson interval of
+        the top tenth's win rate over the checked deals' win rate).
+    """
+    y = _y01(y)
+    if "closed_at" not in closed.columns or closed["closed_at"].isna().all():
+        return {"status": "no_dates"}
+    closed_at = pd.to_datetime(closed["closed_at"]).reset_index(drop=True)
+    known = closed_at.notna().to_numpy()
+    cutoff = closed_at[known].sort_values(kind="stable").iloc[int(train_share * known.sum()) - 1]
+    before = known & (closed_at <= cutoff).to_numpy()
+    after = known & (closed_at > cutoff).to_numpy()
+    if "created_at" in closed.columns:  # the pipeline as it stood at the cut-off: created by then, still open
+        created = pd.to_datetime(closed["created_at"]).reset_index(drop=True)
+        after &= ~(created > cutoff).to_numpy()
+    out: dict[str, Any] = {"cutoff": cutoff, "n_train": int(before.sum()), "n_checked": int(after.sum())}
+    y_before, y_after = y[before], y[after]
+    if before.sum() < MIN_CLOSED or min(y_before.sum(), len(y_before) - y_before.sum()) < MIN_PER_CLASS:
+        return {"status": "too_few_before", **out}
+    if after.sum() < MIN_LATER_CLOSED or y_after.sum() in (0, len(y_after)):
+        return {"status": "too_few_after", **out}
+    X = closed[list(features)].reset_index(drop=True)
+    model = fit_tree(X[before].reset_index(drop=True), y_before, max_depth=max_depth, seed=seed)
+    baseline = fit_baseline(X[before].reset_index(drop=True), y_before, seed)
+    ev = evaluate(model, X[after].reset_index(drop=True), y_after, top_n=top_n, baseline=baseline)
+    k = max(1, round(0.1 * len(y_after)))
+    wins_top = int(round(ev["lift_at_10pct"] * ev["base_rate"] * k))
+    low, high = _wilson(np.array([wins_top], float), np.array([k], float))
+    return {"status": "ok", **out, "wins_checked": int(y_after.sum()), **ev, "top10_wins": wins_top,
+            "top10_n": int(k), "lift_low": float(low[0] / ev["base_rate"]), "lift_high": float(high[0] / ev["base_rate"])}
+
+
+def _later_check_json(check: dict) -> dict:
+    keys = ("status", "n_train", "n_checked", "auc", "baseline_auc", "lift_at_10pct", "lift_low", "lift_high",
+            "precision_at_top_n", "top_n", "base_rate")
+    out = {k: _json_number(check[k]) for k in keys[1:] if k in check}
+    out["status"] = check["status"]
+    if "cutoff" in check:
+        out["cutoff"] = pd.Timestamp(check["cutoff"]).strftime("%Y-%m-%d")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- 9. the whole run
 
 @dataclass
 class TargetingResult:
@@ -1094,10 +1236,14 @@ class TargetingResult:
         :func:`evaluate` of the baseline on the same test split.
     rules : DataFrame
         :func:`tree_rules` of ``model`` on every closed deal.
+    nodes : DataFrame
+        :func:`tree_nodes` of ``model`` on every closed deal (for the drawing).
     targets : DataFrame
         :func:`score_open` of the open deals.
     metrics : dict
-        :func:`targeting_metrics`.
+        :func:`targeting_metrics`, with ``later_check`` (the time-ordered check's numbers).
+    later_check : dict
+        :func:`time_ordered_check`.
     n_closed, n_open : int
     """
 
@@ -1110,8 +1256,10 @@ class TargetingResult:
     evaluation: dict
     baseline_evaluation: dict
     rules: pd.DataFrame
+    nodes: pd.DataFrame
     targets: pd.DataFrame
     metrics: dict
+    later_check: dict
     n_closed: int
     n_open: int
 
@@ -1126,7 +1274,8 @@ def _open_rows(opportunities: pd.DataFrame, outcome: str) -> pd.DataFrame:
 def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features: Sequence[str] = (),
                   exclude: Sequence[str] = (), drop_columns: Sequence[str] = (), allow: Sequence[str] = (),
                   max_depth: int = 4, top_n: int = 200, seed: int = 0, test_share: float = 0.25,
-                  next_actions: Mapping[str, str] | None = None) -> TargetingResult:
+                  next_actions: Mapping[str, str] | None = None,
+                  rule_words: Mapping[str, str] | None = None) -> TargetingResult:
     """Candidates -> leakage guard -> stratified split -> tuned tree and baseline -> test metrics -> refit on all
     closed deals -> rules -> ranked open deals.
 
@@ -1147,6 +1296,8 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
         Share of closed deals held out for the test metrics.
     next_actions : mapping, optional
         Stage -> action text for the target list.
+    rule_words : mapping, optional
+        :func:`tree_rules`'s ``words`` (the report's language).
 
     Returns
     -------
@@ -1194,9 +1345,11 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
     baseline = fit_baseline(X_train, y_train, seed)
     evaluation = evaluate(holdout, X_test, y_test, top_n=top_n, baseline=baseline)
     final = _refit(holdout, X, y, seed=seed)
-    rules = tree_rules(final, X, y)
+    rules = tree_rules(final, X, y, words=rule_words)
     targets = score_open(final, rules, open_frame, next_actions=next_actions)
+    later = time_ordered_check(closed, y, used, max_depth=max_depth, top_n=top_n, seed=seed)
+    metrics = {**targeting_metrics(evaluation, final, top_n=top_n), "later_check": _later_check_json(later)}
     return TargetingResult(candidates=left_out, leakage=leak, features=used, model=final, holdout_model=holdout,
                            baseline=baseline, evaluation=evaluation, baseline_evaluation=evaluation["baseline"],
-                           rules=rules, targets=targets, metrics=targeting_metrics(evaluation, final, top_n=top_n),
+                           rules=rules, nodes=tree_nodes(final, X, y, words=rule_words), targets=targets, metrics=metrics, later_check=later,
                            n_closed=n_closed, n_open=len(open_frame))

@@ -13,7 +13,8 @@ def analyse_targeting(run) -> tg.TargetingResult:
     c = run.params.targeting
     return tg.run_targeting(run.opportunities, outcome=c.outcome, features=c.features, exclude=c.exclude,
                             drop_columns=run.params.cleaning.drop_columns, allow=c.allow, max_depth=c.max_depth,
-                            top_n=c.top_n, seed=c.seed, next_actions=c.next_actions)
+                            top_n=c.top_n, seed=c.seed, next_actions=c.next_actions,
+                            rule_words={k: t(f"tg.rule.{k}", run.lang) for k in tg.RULE_WORDS})
 
 
 def summary_sentences(r: tg.TargetingResult, lang: str) -> list[str]:
@@ -30,6 +31,12 @@ def summary_sentences(r: tg.TargetingResult, lang: str) -> list[str]:
         best = r.rules.iloc[0]
         out.append(t("tg.summary_best_rule", lang, rule=best["rule"], rate=format_percent(best["win_rate"], lang),
                      n=format_number(int(best["n"]), lang)))
+    later = r.later_check
+    if later["status"] == "ok":
+        out.insert(2 if len(out) > 2 else 1, t("tg.summary_later", lang, cutoff=later["cutoff"].strftime("%Y-%m-%d"),
+                   lift=format_number(later["lift_at_10pct"], lang, digits=1),
+                   low=format_number(later["lift_low"], lang, digits=1),
+                   high=format_number(later["lift_high"], lang, digits=1)))
     flagged = r.leakage[r.leakage["flagged"]]
     if len(flagged):
         out.append(t("tg.summary_leakage", lang, columns=", ".join(flagged["column"])))
@@ -47,28 +54,36 @@ def show_targets(run, r: tg.TargetingResult) -> None:
     run.table(shown, labels={c: f"col.{c}" for c in cols}, percent=("probability",))
 
 
+def _show_measures(run, e: dict) -> None:
+    """:func:`~funnel_lab.targeting.evaluate`'s measures for the tree beside the baseline, each in its own unit."""
+    shown = {"auc": lambda v: run.number(v, 2), "pr_auc": lambda v: run.number(v, 2),
+             "precision_at_top_n": run.percent, "lift_at_10pct": lambda v: run.number(v, 1)}
+    b = e.get("baseline", {})
+    table = pd.DataFrame({"measure": [run.t(f"tg.metric.{k}", n=e["top_n"]) for k in shown],
+                          "tree": [f(e.get(k)) for k, f in shown.items()],
+                          "baseline": [f(b.get(k)) for k, f in shown.items()]})
+    run.table(table, labels={"measure": "col.measure", "tree": "col.tree", "baseline": "col.baseline"})
+
+
 def show_model(run, r: tg.TargetingResult) -> None:
     """The tree drawn, its leaves as rules, the evaluation beside the logistic baseline, gains and calibration."""
     import matplotlib.pyplot as plt
 
-    from .plots import plot_calibration, plot_gains, plot_tree_model
+    from .plots import plot_calibration, plot_gains, plot_tree_diagram
 
     run.heading("tg.tree")
     run.say("tg.tree_note", depth=r.model.best_params["max_depth"], leaf=r.model.best_params["min_samples_leaf"],
             cv=format_number(r.model.cv_auc["mean"], run.lang, digits=3))
-    fig = plot_tree_model(r.model)
+    fig = plot_tree_diagram(r.nodes, yes=run.t("tg.rule.yes"), no=run.t("tg.rule.no"), deals=run.t("tg.deals"))
     plt.show()
     plt.close(fig)
     run.table(r.rules, labels={"leaf": "col.leaf", "rule": "col.rule", "n": "col.deals", "wins": "col.won",
                                "win_rate": "col.win_rate"}, percent=("win_rate",))
 
     run.heading("tg.evaluation")
-    e, b = r.evaluation, r.evaluation.get("baseline", {})
-    rows = [(k, e.get(k), b.get(k)) for k in ("auc", "pr_auc", "precision_at_top_n", "lift_at_10pct")]
-    table = pd.DataFrame({"measure": [run.t(f"tg.metric.{k}", n=e["top_n"]) for k, _, _ in rows],
-                          "tree": [v for _, v, _ in rows], "baseline": [v for _, _, v in rows]})
+    e = r.evaluation
     run.say("tg.evaluation_note", n=format_number(e["n_test"], run.lang), rate=run.percent(e["base_rate"]))
-    run.table(table, labels={"measure": "col.measure", "tree": "col.tree", "baseline": "col.baseline"})
+    _show_measures(run, e)
     ax = plot_gains(e["gains"], title=run.t("tg.gains_chart"),
                     labels={"model": run.t("col.tree"), "baseline": run.t("col.baseline"), "random": run.t("tg.random")})
     plt.show()
@@ -85,6 +100,24 @@ def show_model(run, r: tg.TargetingResult) -> None:
     run.table(lk, labels={c: f"col.{c}" for c in lk.columns}, percent=("missing_closed", "missing_open"),
               translate={"reason": "tg.reason"})
     run.table(r.candidates, labels={"column": "col.column", "reason": "col.reason"}, translate={"reason": "tg.reason"})
+
+
+def show_later_check(run, r: tg.TargetingResult) -> None:
+    """The list as it would have been drawn at a past date, scored by how those deals closed since."""
+    run.heading("tg.later")
+    c = r.later_check
+    if c["status"] != "ok":
+        run.say(f"tg.later_skipped.{c['status']}", n=format_number(c.get("n_checked", 0), run.lang),
+                train=format_number(c.get("n_train", 0), run.lang), min=tg.MIN_LATER_CLOSED,
+                min_closed=tg.MIN_CLOSED, min_class=tg.MIN_PER_CLASS)
+        return
+    run.say("tg.later_note", train=format_number(c["n_train"], run.lang), cutoff=c["cutoff"].strftime("%Y-%m-%d"),
+            n=format_number(c["n_checked"], run.lang), rate=run.percent(c["base_rate"]),
+            top=format_number(c["top10_n"], run.lang), wins=format_number(c["top10_wins"], run.lang),
+            lift=format_number(c["lift_at_10pct"], run.lang, digits=1),
+            low=format_number(c["lift_low"], run.lang, digits=1), high=format_number(c["lift_high"], run.lang, digits=1))
+    _show_measures(run, c)
+    run.say("tg.later_caveat", cutoff=c["cutoff"].strftime("%Y-%m-%d"))
 
 
 def output_files(r: tg.TargetingResult) -> dict[str, pd.DataFrame]:
