@@ -16,7 +16,7 @@ from funnel_lab.datasets import make_demo_tables, write_demo_data
 ROWS = 20_000
 AS_OF = pd.Timestamp("2026-06-30")
 AS_OF_END = pd.Timestamp("2026-06-30 23:59:59")
-FILES = ("opportunities.csv", "stage_history.csv", "experiment.csv", "ground_truth.json")
+FILES = ("opportunities.csv", "stage_history.csv", "experiment.csv", "activities.csv", "ground_truth.json")
 OPEN_STAGES = {"potential": 0, "intent": 1, "evaluation": 2, "decision": 3}
 BOOL_COLUMNS = ("Demo", "Trial", "Quote Sent", "Budget Confirmed", "Decision Maker Engaged")
 

@@ -7,7 +7,7 @@ import difflib
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,7 +23,8 @@ NOTEBOOKS = (
     "60_forecast_monitoring",
 )
 TABLES = ("opportunities", "stage_history", "activities", "experiment")
-PRESETS = ("none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven")
+PRESETS = ("none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven", "salesforce_activity",
+           "web_analytics")
 DEFAULT_PLACEHOLDERS = ["", "Select", "N/A", "unknown", "未知", "-"]
 #: Kernel registered by ``make`` (``ipykernel install --sys-prefix --name funnel-lab``).
 KERNEL_NAME = "funnel-lab"
@@ -56,7 +57,8 @@ class TableSource(_Strict):
     sql: str | None = None
     database: str | None = None
     sheet: str | int | None = None
-    preset: Literal["none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven"] = "none"
+    preset: Literal["none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven",
+                    "salesforce_activity", "web_analytics"] = "none"
     columns: dict[str, str] = Field(default_factory=dict)
     values: dict[str, dict[str, str]] = Field(default_factory=dict)
     encoding: str = "auto"
@@ -127,8 +129,12 @@ class Stages(_Strict):
 
 
 class Features(_Strict):
-    windows: list[int] = Field(default_factory=lambda: [30, 90])
+    """Behaviour features from ``data.activities`` and the analysis date."""
+
+    windows: list[Annotated[int, Field(ge=1, le=3650)]] = Field(default_factory=lambda: [30, 90])
     as_of: date | None = None
+    #: closed deals' features are counted up to this many days before closed_at (0: up to closed_at)
+    days_before_close: int = Field(0, ge=0)
 
 
 class LinearModel(_Strict):

@@ -125,6 +125,16 @@ _BOOL_COLUMNS = {
     "decision_maker_engaged": "Decision Maker Engaged",
 }
 
+# The activity log.  Type codes index _ACTIVITY_TYPES.
+_ACTIVITY_COLUMNS = ("Activity ID", "Opportunity ID", "Activity Type", "Occurred At", "Minutes")
+_ACTIVITY_TYPES = ("Visit", "Meeting", "Reply", "Email", "Call")
+_VISIT, _MEETING, _REPLY, _EMAIL, _CALL = range(len(_ACTIVITY_TYPES))
+_ACTIVITY_CUTOFF_RULE = "closed: close date 00:00; open: 2026-07-01 00:00; an event counts iff occurred_at <= cut-off"
+_DAY_S = 86_400
+_MEETING_MINUTES = (30, 45, 60)
+_BAD_TIMES = ("", "not a date", "2026-02-30 10:00:00", "31/13/2026")
+_BAD_ACTIVITY_ROWS = {"unknown_opportunity": 40, "unparsable_time": 25, "missing_type": 15}
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -685,6 +695,181 @@ def _experiment(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, d
     return table, facts
 
 
+def _activity_cutoff_days(truth: pd.DataFrame) -> np.ndarray:
+    """Each deal's cut-off as a day offset: the close day, or the day after the as-of date for open deals.
+
+    The cut-off moment is that day at 00:00:00, so the last day a counted event can fall on is the day before.
+    """
+    return np.where(truth["outcome"].to_numpy() == "open", _N_DAYS, truth["close_day"].to_numpy()).astype(np.int64)
+
+
+def _event_seconds(rng: np.random.Generator, deal: np.ndarray, created: np.ndarray, span: np.ndarray,
+                   power: np.ndarray) -> np.ndarray:
+    """Second offsets of events on days ``created .. created + span - 1`` of their deal, any time of day.
+
+    ``power`` (one per event) < 1 pushes events towards the end of the deal's life (``u ** power`` leans to 1), so a
+    recent window holds more than its share of them and windowed counts differ from totals.
+    """
+    u = rng.random(deal.size) ** power
+    # float rounding could give offset == span for u just below 1; the cap keeps events before the cut-off
+    offset = np.minimum(np.floor(span[deal] * u).astype(np.int64), span[deal] - 1)
+    return (created[deal] + offset) * _DAY_S + rng.integers(0, _DAY_S, deal.size)
+
+
+def _split_minutes(rng: np.random.Generator, deal: np.ndarray, total_tenths: np.ndarray) -> np.ndarray:
+    """Split each deal's minutes on site (in tenths of a minute) over its visits, exactly.
+
+    ``deal`` must be grouped (each deal's visits consecutive).  Every visit but the last gets the floor of its
+    random share; the last takes the remainder, which is never negative, so the visits sum to the total exactly.
+    """
+    weight = rng.gamma(2.0, 1.0, deal.size)
+    share = total_tenths[deal] * weight / np.bincount(deal, weight, minlength=total_tenths.size)[deal]
+    tenths = np.floor(share).astype(np.int64)
+    last = np.r_[deal[1:] != deal[:-1], True] if deal.size else np.zeros(0, dtype=bool)
+    others = np.bincount(deal[~last], tenths[~last], minlength=total_tenths.size)
+    tenths[last] = total_tenths[deal[last]] - np.round(others[deal[last]]).astype(np.int64)
+    return tenths
+
+
+def _call_and_meeting_tenths(rng: np.random.Generator, kind: np.ndarray) -> np.ndarray:
+    """Minutes (in tenths) of meetings (30, 45 or 60) and calls (5-40); -1 (empty) for every other type."""
+    meeting = 10 * rng.choice(_MEETING_MINUTES, kind.size)
+    call = 10 * rng.integers(5, 41, kind.size)
+    return np.select([kind == _MEETING, kind == _CALL], [meeting, call], -1)
+
+
+def _counted_events(rng: np.random.Generator, truth: pd.DataFrame,
+                    cutoff_day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events strictly before each deal's cut-off: visits, meetings and replies matching the truth columns, plus
+    Poisson emails and calls.
+
+    Returns
+    -------
+    deal, kind, seconds, tenths : numpy.ndarray
+        Deal row, type code, second offset from the start date and minutes in tenths (-1: empty) per event.
+    """
+    n = len(truth)
+    created = truth["created_day"].to_numpy().astype(np.int64)
+    span = cutoff_day - created  # >= 1: every cycle lasts at least a day
+    z = truth["engagement"].to_numpy()
+    counts = np.stack([
+        truth["visits"].to_numpy(), truth["meetings"].to_numpy(), truth["emails_replied"].to_numpy(),
+        rng.poisson(3.0 * np.exp(0.15 * z)), rng.poisson(1.5 * np.exp(0.15 * z)),
+    ]).astype(np.int64)
+    # Type-major, then deal: each type's events form one block with every deal's events consecutive.
+    kind = np.repeat(np.arange(len(_ACTIVITY_TYPES)), counts.sum(axis=1))
+    deal = np.concatenate([np.repeat(np.arange(n), c) for c in counts])
+    power = np.where((kind == _VISIT) | (kind == _REPLY), 0.6, 1.0)
+    seconds = _event_seconds(rng, deal, created, span, power)
+    tenths = _call_and_meeting_tenths(rng, kind)
+    visit = kind == _VISIT
+    total = np.round(truth["minutes_on_site"].to_numpy() * 10).astype(np.int64)
+    tenths[visit] = _split_minutes(rng, deal[visit], total)
+    return deal, kind, seconds, tenths
+
+
+def _post_outcome_events(rng: np.random.Generator, truth: pd.DataFrame,
+                         cutoff_day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events after the close that must not count: onboarding meetings and calls for about 40% of won deals,
+    one follow-up email for about 10% of lost deals.
+
+    Every event is at least one second after its deal's cut-off and no later than the as-of date; about a
+    third of the onboarding events fall on the close day itself, to catch a date-only comparison.
+    """
+    outcome = truth["outcome"].to_numpy()
+    n = outcome.size
+    won = np.flatnonzero(_pick(rng, n, 0.40 * (outcome == "won").mean(), outcome == "won"))
+    lost = np.flatnonzero(_pick(rng, n, 0.10 * (outcome == "lost").mean(), outcome == "lost"))
+    onboarding = np.repeat(won, rng.integers(1, 4, won.size))
+    deal = np.concatenate([onboarding, lost])
+    kind = np.concatenate([rng.choice([_MEETING, _CALL], onboarding.size), np.full(lost.size, _EMAIL)])
+    close = cutoff_day[deal]
+    later = _N_DAYS - 1 - close  # days after the close up to the as-of date
+    on_close_day = (later == 0) | ((kind != _EMAIL) & (rng.random(deal.size) < 0.35))
+    day = np.where(on_close_day, close, close + 1 + np.floor(rng.random(deal.size) * later).astype(np.int64))
+    seconds = day * _DAY_S + rng.integers(1, _DAY_S, deal.size)
+    return deal, kind, seconds, _call_and_meeting_tenths(rng, kind)
+
+
+def _minutes_text(tenths: np.ndarray) -> np.ndarray:
+    """One-decimal text from tenths of a minute; empty where ``tenths`` is -1."""
+    text = np.char.add(np.char.add((tenths // 10).astype(str), "."), (tenths % 10).astype(str))
+    return np.where(tenths < 0, "", text)
+
+
+def _activities(rng: np.random.Generator, truth: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The activity log: visits, meetings, replies, emails and calls per deal, consistent with the truth table.
+
+    A deal's cut-off is its close date at 00:00:00 (won or lost) or 2026-07-01 00:00:00 (open); an event counts
+    for the deal iff ``occurred_at <= cut-off``.  Counted visits, meetings and replies equal the deal's
+    ``visits``, ``meetings`` and ``emails_replied`` and the visits' minutes sum to ``minutes_on_site``; all of
+    them fall on days from the created day to the day before the cut-off, visits and replies leaning late.
+    Onboarding meetings and calls after a win and emails after a loss lie after the cut-off.  Bad rows (an
+    unknown opportunity, an unparsable time or an empty type, one problem each) are copies of random events
+    with that one cell changed.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The log's own generator, so adding the log left every other demo table unchanged.
+    truth : pandas.DataFrame
+        The clean opportunity table from ``_build_truth``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``_ACTIVITY_COLUMNS``, all text, sorted by ``Occurred At`` (unparsable times at random positions),
+        ``Activity ID`` numbered in file order.
+    facts : dict
+        Row count, counted events per type, post-outcome counts and the bad rows' ids per problem.
+    """
+    cutoff_day = _activity_cutoff_days(truth)
+    counted = _counted_events(rng, truth, cutoff_day)
+    post = _post_outcome_events(rng, truth, cutoff_day)
+    deal, kind, seconds, tenths = (np.concatenate(pair) for pair in zip(counted, post))
+    n_counted, n_post = counted[0].size, post[0].size
+
+    ids = truth["opportunity_id"].to_numpy().astype(str)
+    opp = ids[deal]
+    type_text = np.array(_ACTIVITY_TYPES)[kind]
+    # Row labels: 0 a good event, else 1 + index of the problem in _BAD_ACTIVITY_ROWS.
+    label = np.zeros(deal.size, dtype=np.int64)
+
+    n_bad = dict(_BAD_ACTIVITY_ROWS)
+    source = rng.choice(n_counted, sum(n_bad.values()), replace=False)
+    src_unknown, src_time, src_type = np.split(source, np.cumsum(list(n_bad.values()))[:-1])
+    # "OPP-9" + 5 digits: never a real id while rows < 900,000.
+    unknown_ids = np.char.mod("OPP-9%05d", rng.choice(100_000, src_unknown.size, replace=False))
+    opp = np.concatenate([opp, unknown_ids, opp[src_type]])
+    type_text = np.concatenate([type_text, type_text[src_unknown], np.full(src_type.size, "")])
+    seconds = np.concatenate([seconds, seconds[src_unknown], seconds[src_type]])
+    tenths = np.concatenate([tenths, tenths[src_unknown], tenths[src_type]])
+    label = np.concatenate([label, np.full(src_unknown.size, 1), np.full(src_type.size, 3)])
+
+    order = np.argsort(seconds, kind="stable")
+    columns = {"Opportunity ID": opp[order], "Activity Type": type_text[order],
+               "Occurred At": _second_strings(seconds[order]), "Minutes": _minutes_text(tenths[order])}
+    at = rng.integers(0, order.size + 1, src_time.size)
+    bad_time = {"Opportunity ID": ids[deal[src_time]], "Activity Type": np.array(_ACTIVITY_TYPES)[kind[src_time]],
+                "Occurred At": rng.choice(_BAD_TIMES, src_time.size), "Minutes": _minutes_text(tenths[src_time])}
+    columns = {k: np.insert(v.astype(object), at, bad_time[k].astype(object)) for k, v in columns.items()}
+    label = np.insert(label[order], at, 2)
+
+    n_rows = label.size
+    activity_ids = np.char.add("ACT-", np.char.zfill(np.arange(1, n_rows + 1).astype(str), 7))
+    table = pd.DataFrame({"Activity ID": activity_ids.astype(object), **columns}, columns=list(_ACTIVITY_COLUMNS))
+    per_type = np.bincount(kind[:n_counted], minlength=len(_ACTIVITY_TYPES))
+    facts = {
+        "rows": int(n_rows),
+        "per_type_counted": {t: int(c) for t, c in zip(_ACTIVITY_TYPES, per_type)},
+        "post_outcome_events": int(n_post),
+        "post_outcome_on_close_day": int((post[2] // _DAY_S == cutoff_day[post[0]]).sum()),
+        "bad": {name: activity_ids[label == i + 1].tolist() for i, name in enumerate(n_bad)},
+        "cutoff_rule": _ACTIVITY_CUTOFF_RULE,
+    }
+    return table, facts
+
+
 def _owner_facts(truth: pd.DataFrame) -> dict:
     counts = truth.groupby("owner").agg(team=("team", "first"), deals=("team", "size"), skill=("owner_skill", "first"))
     return {str(o): {"team": str(r["team"]), "deals": int(r["deals"]), "skill": round(float(r["skill"]), 4)}
@@ -704,8 +889,8 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     Returns
     -------
     tables : dict of str to pandas.DataFrame
-        ``"opportunities"``, ``"stage_history"`` and ``"experiment"`` exactly as
-        written to CSV (all cells text), plus ``"opportunities_truth"``: the clean
+        ``"opportunities"``, ``"stage_history"``, ``"experiment"`` and
+        ``"activities"`` exactly as written to CSV (all cells text), plus ``"opportunities_truth"``: the clean
         table (snake_case columns, canonical labels, numeric amounts, booleans,
         the true win probability ``p_won`` and the drawn ``latent_won`` also for
         open deals).
@@ -725,6 +910,8 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     history, history_facts = _stage_history(rng, truth_table, np.random.default_rng([seed, 1]))
     opportunities, dirt = _dirty_opportunities(rng, truth_table, pool)
     experiment, experiment_facts = _experiment(rng, rows // 2)
+    # Its own generator: drawing from ``rng`` would have changed every table built after it.
+    activities, activity_facts = _activities(np.random.default_rng([seed, 2]), truth_table)
 
     outcome_counts = truth_table["outcome"].value_counts()
     closed = truth_table[truth_table["outcome"] != "open"]
@@ -762,10 +949,12 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
         "experiment": experiment_facts,
         "dirt": dirt,
         "stage_history": history_facts,
+        "activities": activity_facts,
         "files": {
             "opportunities.csv": len(opportunities),
             "stage_history.csv": len(history),
             "experiment.csv": len(experiment),
+            "activities.csv": len(activities),
         },
     }
     keep = ["opportunity_id", "opportunity_name", "account_name", "owner", "team", "lead_source", "segment",
@@ -777,6 +966,7 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
         "opportunities": opportunities,
         "stage_history": history,
         "experiment": experiment,
+        "activities": activities,
         "opportunities_truth": truth_table[keep].copy(),
     }
     return tables, truth
@@ -786,7 +976,9 @@ def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed
     """Write the synthetic demo CRM and its ground truth into ``out_dir``.
 
     Files: ``opportunities.csv`` (the dirty CRM export), ``stage_history.csv``,
-    ``experiment.csv`` and ``ground_truth.json``.  Every file is written to a
+    ``experiment.csv``, ``activities.csv`` (the event log: visits, meetings,
+    replies, emails and calls, consistent with the opportunities up to each
+    deal's cut-off) and ``ground_truth.json``.  Every file is written to a
     temporary name beside it and renamed into place; the same ``seed`` gives
     byte-identical files.
 
@@ -806,13 +998,14 @@ def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed
         model (intercept, coefficients, reference levels), outcome counts, the
         experiment's true rates and dirty unit ids, every injected kind of dirt
         with its count or ids and the label maps to canonical values, the stage
-        history's skips, backward moves, re-entries and stalled open deals, and
-        the row count of each CSV.
+        history's skips, backward moves, re-entries and stalled open deals, the
+        activity log's counted events per type, post-outcome events, bad-row
+        ids and cut-off rule, and the row count of each CSV.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables, truth = make_demo_tables(rows=rows, seed=seed)
-    for name in ("opportunities", "stage_history", "experiment"):
+    for name in ("opportunities", "stage_history", "experiment", "activities"):
         files.write_csv(out / f"{name}.csv", tables[name])
     files.write_json(out / "ground_truth.json", truth)
     return truth

@@ -480,5 +480,6 @@ def load_table(src: TableSource, *, table: str) -> Table:
 
 
 def load_tables(params) -> dict[str, Table]:
-    """Every table configured in ``params.data``, by canonical name."""
-    return {name: load_table(src, table=name) for name, src in params.tables().items()}
+    """Every table configured in ``params.data``, by canonical name, except ``activities``: an event log may be far
+    larger than memory, so :mod:`funnel_lab.activities` reads it in DuckDB instead."""
+    return {name: load_table(src, table=name) for name, src in params.tables().items() if name != "activities"}

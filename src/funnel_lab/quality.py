@@ -54,7 +54,7 @@ def profile_tables(tables: dict[str, Table], cleaned: dict[str, Cleaned]) -> pd.
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PROFILE_COLUMNS)
 
 
-def table_overview(tables: dict[str, Table], cleaned: dict[str, Cleaned]) -> pd.DataFrame:
+def table_overview(tables: dict[str, Table], cleaned: dict[str, Cleaned], activity_log=None) -> pd.DataFrame:
     """One row per table: ``table``, ``path``, ``rows_read``, ``rows_kept``, ``rows_removed``, ``columns``."""
     rows = []
     for name, c in cleaned.items():
@@ -62,6 +62,11 @@ def table_overview(tables: dict[str, Table], cleaned: dict[str, Cleaned]) -> pd.
         rows.append({"table": name, "path": tables[name].source, "rows_read": int(overall["rows_in"]),
                      "rows_kept": int(overall["rows_out"]), "rows_removed": int(overall["rows_removed"]),
                      "columns": c.data.shape[1]})
+    if activity_log is not None:
+        overall = activity_log.audit.iloc[-1]
+        rows.append({"table": "activities", "path": activity_log.source, "rows_read": int(overall["rows_in"]),
+                     "rows_kept": int(overall["rows_out"]), "rows_removed": int(overall["rows_removed"]),
+                     "columns": len(activity_log.column_map)})
     return pd.DataFrame(rows, columns=["table", "path", "rows_read", "rows_kept", "rows_removed", "columns"])
 
 
@@ -257,29 +262,53 @@ def show_experiment_hygiene(run, df: pd.DataFrame) -> None:
 
 
 def cleaning_outputs(tables: dict[str, Table], cleaned: dict[str, Cleaned], validation: pd.DataFrame,
-                     profile: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The machine-readable results of the data-quality step, by file name in ``data/`` (DESIGN.md)."""
+                     profile: pd.DataFrame, *, opportunities: pd.DataFrame | None = None,
+                     activity_log=None) -> dict[str, pd.DataFrame]:
+    """The machine-readable results of the data-quality step, by file name in ``data/`` (DESIGN.md).
+
+    ``opportunities`` (the cleaned opportunities with their behaviour features) replaces the plain cleaned table in
+    ``opportunities_clean.csv``; ``activity_log`` adds its audit, quarantine, column map and
+    ``behaviour_features.csv`` (the feature definitions).
+    """
     out = {}
     if "opportunities" in cleaned:
-        out["opportunities_clean.csv"] = cleaned["opportunities"].data
+        out["opportunities_clean.csv"] = opportunities if opportunities is not None else cleaned["opportunities"].data
     for name, c in cleaned.items():
         if name != "opportunities":
             out[f"{name}_clean.csv"] = c.data
-    audit = stacked(cleaned, "audit")
+    audit = audit_table(cleaned, activity_log)
     out["cleaning_audit.csv"] = audit[["step", "rows_in", "rows_out", "rows_removed", "rows_changed", "detail", "table"]]
-    out["quarantine.csv"] = stacked(cleaned, "quarantine")
+    out["quarantine.csv"] = quarantine_table(cleaned, activity_log)
     out["duplicate_groups.csv"] = stacked(cleaned, "duplicates")
-    out["column_map.csv"] = pd.concat([t.column_map.assign(table=n) for n, t in tables.items()], ignore_index=True)
+    maps = [t.column_map.assign(table=n) for n, t in tables.items()]
+    if activity_log is not None:
+        maps.append(activity_log.column_map.assign(table="activities"))
+        out["behaviour_features.csv"] = activity_log.definitions
+    out["column_map.csv"] = pd.concat(maps, ignore_index=True)
     out["column_profile.csv"] = profile
     out["validation_failures.csv"] = validation
     return out
+
+
+def audit_table(cleaned: dict[str, Cleaned], activity_log=None) -> pd.DataFrame:
+    """Every table's cleaning audit, the activity log's included."""
+    audit = stacked(cleaned, "audit")
+    return audit if activity_log is None else pd.concat([audit, activity_log.audit], ignore_index=True)
+
+
+def quarantine_table(cleaned: dict[str, Cleaned], activity_log=None) -> pd.DataFrame:
+    """Every removed row as read, with its table and reason, the activity log's included."""
+    q = stacked(cleaned, "quarantine")
+    if activity_log is None or activity_log.quarantine.empty:
+        return q
+    return pd.concat([q, activity_log.quarantine], ignore_index=True) if len(q) else activity_log.quarantine
 
 
 def show_cleaning(run) -> None:
     """The audit of every step, the duplicate groups with examples, the quarantine and validation."""
     from IPython.display import Markdown, display
 
-    audit = stacked(run.cleaned, "audit")
+    audit = audit_table(run.cleaned, run.activity_log)
     run.heading("dq.audit")
     run.say("dq.audit_note")
     run.table(audit[["table", "step", "rows_in", "rows_out", "rows_removed", "rows_changed", "detail"]],
@@ -297,12 +326,14 @@ def show_cleaning(run) -> None:
             first = part[part["group"].isin(sorted(part["group"].unique())[:3])].dropna(axis=1, how="all")
             display(Markdown(f"**{match}**"))
             run.table(first.drop(columns=["table", "match"]), labels={c: f"col.{c}" for c in first.columns})
-    q = stacked(run.cleaned, "quarantine")
+    q = quarantine_table(run.cleaned, run.activity_log)
     run.heading("dq.quarantine")
     if q.empty:
         run.say("dq.quarantine_empty")
     else:
-        why = q["reason"].str.replace(r"(of|line) .*", r"\1 …", regex=True).value_counts().reset_index()
+        # one row per kind of reason: "duplicate of …", "unknown opportunity_id: …"
+        why = q["reason"].str.replace(r"(of|line) .*", r"\1 …", regex=True).str.replace(r": .*", ": …", regex=True)
+        why = why.value_counts().reset_index()
         why.columns = ["reason", "rows"]
         run.say("dq.quarantine_note", n=format_number(len(q), run.lang))
         run.table(why.head(12), labels={"reason": "col.reason", "rows": "col.rows"})
@@ -321,8 +352,10 @@ def show_column_map(run) -> None:
     from .ingest import CANONICAL
 
     rows = []
-    for name, tbl in run.tables.items():
-        cm = tbl.column_map
+    maps = {name: tbl.column_map for name, tbl in run.tables.items()}
+    if run.activity_log is not None:
+        maps["activities"] = run.activity_log.column_map
+    for name, cm in maps.items():
         rows.append(cm.assign(table=name, canonical=cm["column"].isin(CANONICAL[name])))
     cmap = pd.concat(rows, ignore_index=True)[["table", "source_column", "column", "canonical"]]
     run.heading("dq.column_map")
@@ -344,3 +377,26 @@ def show_column_map(run) -> None:
         run.table(extra.drop(columns="canonical"),
                   labels={"table": "col.table", "source_column": "col.source_column", "column": "col.column"},
                   translate={"table": "table"})
+
+
+def show_behaviour_features(run) -> None:
+    """The activity log's types and every feature built from it, with its definition (what a rule may use)."""
+    log = run.activity_log
+    if log is None:
+        return
+    lang = run.lang
+    run.heading("dq.features")
+    days = run.params.features.days_before_close
+    cut = t("dq.features_cutoff", lang, days=days) if days else t("dq.features_cutoff_close", lang)
+    run.say("dq.features_note", n=format_number(int(log.audit.iloc[-1]["rows_out"]), lang),
+            types=format_number(int((log.types["name"] != "").sum()), lang),
+            features=format_number(len(log.definitions), lang), cutoff=cut,
+            as_of=run.as_of.strftime("%Y-%m-%d %H:%M"))
+    run.table(log.types, labels={"activity_type": "col.activity_type", "name": "col.feature_prefix",
+                                 "events": "col.activity_events"})
+    defs = log.definitions.assign(definition=[
+        t(f"feature.{k}", lang, type=a, n=w) for k, a, w in zip(log.definitions["kind"],
+                                                                 log.definitions["activity_type"],
+                                                                 log.definitions["window"])])
+    run.table(defs[["feature", "definition"]], labels={"feature": "col.feature", "definition": "col.definition"})
+

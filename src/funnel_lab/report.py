@@ -25,6 +25,7 @@ from . import __version__, files
 from .config import (KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, masked_dict,
                      resolved_dict)
 from .i18n import catalogue, format_number, format_percent, t
+from .activities import activity_log_for, with_features
 from .clean import clean_tables
 from .ingest import file_sha256, load_tables
 from .schemas import validate_tables
@@ -122,9 +123,11 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             raise ParamsError(f"--only {name}: this report is not part of this version yet")
     tables = load_tables(params)
     cleaned = clean_tables(tables, params)  # type and status errors stop the run here (exit 2), not in a notebook
+    log = activity_log_for(params, cleaned)  # so do an unreadable activity log and a clashing feature name
+    audits = [c.audit for c in cleaned.values()] + ([log.audit] if log else [])
     plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned),
-                removed=[r for c in cleaned.values() for r in c.audit.to_dict("records")
-                         if r["rows_removed"] and r["step"] != "overall"])
+                removed=[r for a in audits for r in a.to_dict("records") if r["rows_removed"] and r["step"] != "overall"])
+    opportunities = with_features(cleaned["opportunities"].data, log) if "opportunities" in cleaned else None
     plan.inputs = [
         {"table": name, "path": tbl.source, "sha256": tbl.sha256,
          "rows": len(tbl.raw) + (len(tbl.rejected) if tbl.rejected is not None else 0),
@@ -133,14 +136,15 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     ] + [
         {"table": f"{name} lookup", "path": j["path"], "sha256": j["sha256"], "rows": j["lookup_rows"]}
         for name, tbl in tables.items() for j in tbl.joins or []
-    ]
+    ] + ([{"table": "activities", "path": log.source, "sha256": log.sha256, "rows": log.rows,
+           "rows_clean": int(log.audit.iloc[-1]["rows_out"]), "ids_generated": False}] if log else [])
     for name in sorted(set(NOTEBOOKS) | set(notebooks)):
         spec = REGISTRY.get(name, NotebookSpec(name, needs=()))
         if name not in notebooks:
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_available"))
         elif only and name not in only:
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
-        elif spec.needs and not any(n in tables for n in spec.needs):
+        elif spec.needs and not any(n in tables or (n == "activities" and log) for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
         elif name == "50_targeting" and not _enough_outcomes(cleaned.get("opportunities")):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.too_few_closed"))
@@ -150,14 +154,14 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_order"))
         elif spec.needs_stages == "model" and not (params.stages.rules or params.stages.score):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_stage_model"))
-        elif "opportunities" in cleaned and not set(spec.needs_columns) <= set(cleaned["opportunities"].data.columns):
+        elif opportunities is not None and not set(spec.needs_columns) <= set(opportunities.columns):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_amount"))
         else:
             plan.run.append(name)
     if "30_regression" in plan.run:
         from .regression_report import check_params
 
-        check_params(params, cleaned["opportunities"].data.columns)  # a bad formula stops the run here (exit 2)
+        check_params(params, opportunities.columns)  # a bad formula stops the run here (exit 2)
     if "40_ab_test" in plan.run:
         from .ab_report import choose_control
 
@@ -169,7 +173,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     if "10_stage_design" in plan.run and "opportunities" in cleaned:
         from .stages import load_models
 
-        load_models(params.stages, cleaned["opportunities"].data.columns)
+        load_models(params.stages, opportunities.columns)
     if plan.run:
         _check_kernel()
     return plan

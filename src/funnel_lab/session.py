@@ -13,6 +13,7 @@ from pandas.io.formats.style import Styler
 from IPython.display import HTML, Markdown, display
 
 from . import files
+from .activities import ActivityLog, activity_log_for, with_features
 from .config import Params, ParamsError, load_params
 from .i18n import catalogue, format_number, format_p, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
@@ -58,9 +59,14 @@ class RunContext:
         return clean_tables(self.tables, self.params)
 
     @cached_property
+    def activity_log(self) -> ActivityLog | None:
+        """The checked activity log and its behaviour features (None without ``data.activities``)."""
+        return activity_log_for(self.params, self.cleaned)
+
+    @cached_property
     def opportunities(self) -> pd.DataFrame:
-        """The cleaned opportunities (the table most analyses start from)."""
-        return self.cleaned["opportunities"].data
+        """The cleaned opportunities with their behaviour features (the table most analyses start from)."""
+        return with_features(self.cleaned["opportunities"].data, self.activity_log)
 
     @cached_property
     def history(self) -> pd.DataFrame | None:
@@ -76,7 +82,7 @@ class RunContext:
     @cached_property
     def as_of(self) -> pd.Timestamp:
         """The analysis date every report of the run uses (:func:`funnel_lab.funnel.data_as_of`)."""
-        return data_as_of(self.opportunities, self.history, self.params.features.as_of)
+        return data_as_of(self.cleaned["opportunities"].data, self.history, self.params.features.as_of)
 
     @cached_property
     def stage_model(self) -> StageModel:

@@ -18,19 +18,21 @@ name                      table                 export
 ``zoho``                  opportunities         Zoho CRM Deals
 ``jiandaoyun``            opportunities         简道云 商机 form, Excel export with Chinese headers
 ``maven``                 opportunities         Maven Analytics CRM Sales Opportunities pipeline
+``salesforce_activity``   activities            Salesforce Task / Event records
+``web_analytics``         activities            web-analytics event export (GA4, Matomo, Segment, ...)
 ``none``                  any                   no mapping: ``columns:`` in params does it all
 ========================  ====================  ==================================================
 """
 
 from __future__ import annotations
 
-from . import hubspot, jiandaoyun, maven, salesforce, zoho
+from . import activity, hubspot, jiandaoyun, maven, salesforce, zoho
 from ._common import Preset, normalise_header
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (salesforce.PRESET, salesforce.HISTORY_PRESET, hubspot.PRESET, zoho.PRESET, jiandaoyun.PRESET,
-              maven.PRESET)
+              maven.PRESET, activity.SALESFORCE_PRESET, activity.WEB_PRESET)
 }
 #: The preset of a table without one: maps nothing, derives nothing (``table`` empty: it fits any table).
 NONE = Preset(name="none", table="")

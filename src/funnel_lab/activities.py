@@ -1,0 +1,562 @@
+"""Behaviour features from an activity log (web visits, emails, calls, meetings), point-in-time correct, in DuckDB.
+
+An event log is usually far larger than the opportunity table, so it never passes through pandas whole: DuckDB reads
+it where it lies (Parquet or CSV file, or a query run inside a DuckDB database), checks it, sets the bad rows aside
+and aggregates the rest per opportunity. Only the quarantined rows and the feature table (one row per opportunity)
+come back as DataFrames.
+
+Point in time: every opportunity has a cut-off moment, its ``closed_at`` (minus ``features.days_before_close``) when
+closed and the analysis date when open. An event counts only if ``occurred_at <= cut-off``, so nothing that happened
+after a deal was won or lost reaches a stage rule or a model.
+
+Feature names are fixed, ``<type>`` being the snake_cased activity type (``"Web Visit"`` -> ``web_visit``):
+
+========================  ===========================================================================
+``<type>_<N>d``           events of the type with ``cut-off - N days < occurred_at <= cut-off``
+``<type>_total``          events of the type up to the cut-off
+``days_since_last_<type>``  days from the type's last event to the cut-off (missing when none)
+``<type>_value_<N>d``     sum of ``value`` in the window (with a ``value`` column)
+``<type>_value_total``    sum of ``value`` up to the cut-off
+``<type>_value_mean``     mean of ``value`` up to the cut-off (missing when none)
+``activities_<N>d``       events of any type in the window; ``activities_total`` up to the cut-off
+``active_days_<N>d``      distinct calendar days with an event in the window; ``active_days_total``
+``days_since_last_activity``  days from the last event of any type to the cut-off
+``touch_span_days``       days from the first to the last event up to the cut-off
+========================  ===========================================================================
+
+Counts are 0 for a deal without events; every feature is missing for a deal without a cut-off (closed, no
+``closed_at``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ParamsError, TableSource
+from .ingest import map_columns, map_values, snake_case
+
+__all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "connect", "cutoffs", "feature_definitions",
+           "feature_sql", "load_activity_log", "type_names", "activity_log_for", "with_features"]
+
+#: Memory DuckDB may use before spilling to disk: keeps a 100M-event aggregation well under 2 GB resident.
+MEMORY_LIMIT = "1GB"
+#: Most activity types turned into features (the most frequent first); the rest count in ``activities_*`` only.
+MAX_TYPES = 25
+#: Share of sampled ``occurred_at`` cells that must parse for the column to be read as dates (the rest are
+#: quarantined); below it the mapping or ``date_format`` is wrong, and the run stops with examples.
+MIN_DATE_SHARE = 0.5
+_DATE_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y",
+                 "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d.%m.%Y", "%Y年%m月%d日")
+#: What each feature counts, for the definitions table (the report words them).
+FEATURE_KINDS = ("type_window", "type_total", "type_recency", "type_value_window", "type_value_total",
+                 "type_value_mean", "all_window", "all_total", "days_window", "days_total", "all_recency", "span")
+_AUDIT_COLUMNS = ["step", "rows_in", "rows_out", "rows_removed", "rows_changed", "detail", "table"]
+
+
+def connect(memory_limit: str = MEMORY_LIMIT):
+    """A DuckDB connection with funnel_lab's limits: bounded memory, spilling to a private temporary folder."""
+    import duckdb
+
+    return duckdb.connect(config={"memory_limit": memory_limit,
+                                  # one shared folder: DuckDB names its spill files uniquely and removes them
+                                  "temp_directory": str(Path(tempfile.gettempdir()) / "funnel_lab_duckdb")})
+
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------------------------- the features
+
+def type_names(labels: Sequence[str]) -> dict[str, list[str]]:
+    """Feature name -> the activity-type labels it gathers (``"Web Visit"`` and ``"web visit"`` are one type).
+
+    Examples
+    --------
+    >>> type_names(["Web Visit", "web visit", "Email"])
+    {'web_visit': ['Web Visit', 'web visit'], 'email': ['Email']}
+    """
+    out: dict[str, list[str]] = {}
+    for label in labels:
+        out.setdefault(snake_case(label), []).append(str(label))
+    return out
+
+
+def _valued(name: str, has_value: bool | Collection[str]) -> bool:
+    return name in has_value if not isinstance(has_value, bool) else has_value
+
+
+def feature_definitions(types: Mapping[str, Sequence[str]], windows: Sequence[int], *,
+                        has_value: bool | Collection[str]) -> pd.DataFrame:
+    """Every feature :func:`feature_sql` makes, in its column order: ``feature, kind, activity_type, window``.
+
+    ``kind`` is one of :data:`FEATURE_KINDS`; ``activity_type`` lists the labels gathered (empty for the all-type
+    features); ``window`` is N days (0 for up-to-the-cut-off features).
+    """
+    rows = []
+    for name, labels in types.items():
+        shown = ", ".join(labels)
+        rows += [(f"{name}_{n}d", "type_window", shown, n) for n in windows]
+        rows += [(f"{name}_total", "type_total", shown, 0), (f"days_since_last_{name}", "type_recency", shown, 0)]
+        if _valued(name, has_value):
+            rows += [(f"{name}_value_{n}d", "type_value_window", shown, n) for n in windows]
+            rows += [(f"{name}_value_total", "type_value_total", shown, 0),
+                     (f"{name}_value_mean", "type_value_mean", shown, 0)]
+    rows += [(f"activities_{n}d", "all_window", "", n) for n in windows] + [("activities_total", "all_total", "", 0)]
+    rows += [(f"active_days_{n}d", "days_window", "", n) for n in windows] + [("active_days_total", "days_total", "", 0)]
+    rows += [("days_since_last_activity", "all_recency", "", 0), ("touch_span_days", "span", "", 0)]
+    return pd.DataFrame(rows, columns=["feature", "kind", "activity_type", "window"]).astype(
+        {"feature": "str", "kind": "str", "activity_type": "str", "window": "int64"})
+
+
+def feature_sql(events: str, cutoffs: str, *, types: Mapping[str, Sequence[str]], windows: Sequence[int],
+                has_value: bool | Collection[str], key: str = "opportunity_id") -> str:
+    """The DuckDB query that turns events into one row of features per opportunity.
+
+    Parameters
+    ----------
+    events : str
+        A FROM-able relation: ``key``, ``activity_type``, ``occurred_at`` (TIMESTAMP) and, with ``has_value``,
+        ``value`` (DOUBLE).
+    cutoffs : str
+        A FROM-able relation: ``opportunity_id``, ``cutoff`` (TIMESTAMP, may be NULL) and ``account`` when ``key``
+        is ``"account"``.
+    types : mapping
+        Feature name -> activity-type labels (:func:`type_names`).
+    windows : sequence of int
+        Window lengths in days.
+    has_value : bool or collection of str
+        Whether to sum and average ``value``: for every type, or for the types (feature names) listed.
+    key : {"opportunity_id", "account"}
+        How events find their opportunities: directly, or through the account (an account's events count for each
+        of its opportunities, each up to its own cut-off).
+
+    Returns
+    -------
+    str
+        One row per ``cutoffs`` row, ordered by ``opportunity_id``; columns ``opportunity_id`` then
+        :func:`feature_definitions`' features.
+
+    Notes
+    -----
+    One scan and one hash aggregation: the events are joined to their cut-off, those after it are dropped, and
+    every feature is a filtered aggregate of the rest. Types are compared as small integers (a CASE over the
+    labels, once per event) rather than as strings in every filter.
+    """
+    code = " ".join(f"WHEN {_literal(label)} THEN {i}" for i, labels in enumerate(types.values()) for label in labels)
+    type_code = f"CASE e.activity_type {code} ELSE -1 END" if code else "-1"
+    value = "e.value" if has_value is True or (not isinstance(has_value, bool) and has_value) else "NULL::DOUBLE"
+    inside = {n: f"ts > cutoff - INTERVAL {int(n)} DAY" for n in windows}
+    aggs, outer = [], []
+
+    def count(alias: str, cond: str | None) -> None:
+        aggs.append(f"count(*) FILTER (WHERE {cond}) AS {_quote(alias)}" if cond else f"count(*) AS {_quote(alias)}")
+        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.{_quote(alias)}, 0) END "
+                     f"AS {_quote(alias)}")
+
+    def total(alias: str, cond: str) -> None:
+        aggs.append(f"sum(v) FILTER (WHERE {cond}) AS {_quote(alias)}")
+        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.{_quote(alias)}, 0) END "
+                     f"AS {_quote(alias)}")
+
+    def days_since(alias: str, last: str) -> None:
+        aggs.append(f"{last} AS {_quote('_' + alias)}")
+        outer.append(f"(epoch(c.cutoff) - epoch(a.{_quote('_' + alias)})) / 86400.0 AS {_quote(alias)}")
+
+    for i, name in enumerate(types):
+        is_type = f"k = {i}"
+        for n in windows:
+            count(f"{name}_{n}d", f"{is_type} AND {inside[n]}")
+        count(f"{name}_total", is_type)
+        days_since(f"days_since_last_{name}", f"max(ts) FILTER (WHERE {is_type})")
+        if _valued(name, has_value):
+            for n in windows:
+                total(f"{name}_value_{n}d", f"{is_type} AND {inside[n]}")
+            total(f"{name}_value_total", is_type)
+            aggs.append(f"avg(v) FILTER (WHERE {is_type}) AS {_quote(name + '_value_mean')}")
+            outer.append(f"a.{_quote(name + '_value_mean')}")
+    for n in windows:
+        count(f"activities_{n}d", inside[n])
+    count("activities_total", None)
+    for n in windows:
+        aggs.append(f"count(DISTINCT day) FILTER (WHERE {inside[n]}) AS {_quote(f'active_days_{n}d')}")
+        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.{_quote(f'active_days_{n}d')}, 0) END "
+                     f"AS {_quote(f'active_days_{n}d')}")
+    aggs.append("count(DISTINCT day) AS active_days_total")
+    outer.append("CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.active_days_total, 0) END AS active_days_total")
+    days_since("days_since_last_activity", "max(ts)")
+    aggs.append("min(ts) AS _first")
+    outer.append("(epoch(a._days_since_last_activity) - epoch(a._first)) / 86400.0 AS touch_span_days")
+    join = "e.account = c.account" if key == "account" else "e.opportunity_id = c.opportunity_id"
+    return f"""
+        WITH c AS (SELECT * FROM {cutoffs}),
+        e AS (
+            SELECT c.opportunity_id, {type_code} AS k, e.occurred_at AS ts, CAST(e.occurred_at AS DATE) AS day,
+                   {value} AS v, c.cutoff
+            FROM {events} AS e JOIN c ON {join}
+            WHERE e.occurred_at <= c.cutoff
+        ),
+        a AS (SELECT opportunity_id, {", ".join(aggs)} FROM e GROUP BY opportunity_id)
+        SELECT c.opportunity_id, {", ".join(outer)}
+        FROM c LEFT JOIN a ON a.opportunity_id = c.opportunity_id
+        ORDER BY c.opportunity_id
+    """
+
+
+def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int] = (30, 90),
+                       types: Mapping[str, Sequence[str]] | None = None, key: str = "opportunity_id",
+                       has_value: bool | Collection[str] | None = None) -> pd.DataFrame:
+    """Per-opportunity behaviour features from an event relation, each counted up to the opportunity's cut-off.
+
+    Parameters
+    ----------
+    con : duckdb connection
+        From :func:`connect`.
+    events, cutoffs : str
+        FROM-able relations as :func:`feature_sql` describes (a view name, ``read_parquet('...')``, ...).
+    windows : sequence of int
+        Window lengths in days.
+    types : mapping, optional
+        Feature name -> labels; by default every label in ``events`` (:func:`type_names`, the :data:`MAX_TYPES`
+        most frequent).
+    key : {"opportunity_id", "account"}
+    has_value : bool or collection of str, optional
+        As for :func:`feature_sql`; default: whether ``events`` has a ``value`` column.
+
+    Returns
+    -------
+    DataFrame
+        ``opportunity_id`` then the features, one row per cut-off row, ordered by ``opportunity_id``; counts as
+        ``Int64`` (missing only without a cut-off), days and sums as ``float64``.
+
+    Examples
+    --------
+    >>> con = connect()  # doctest: +SKIP
+    >>> behaviour_features(con, "read_parquet('events.parquet')", "read_parquet('cutoffs.parquet')")  # doctest: +SKIP
+    """
+    if types is None:
+        labels = con.sql(f"SELECT activity_type, count(*) AS n FROM {events} WHERE activity_type IS NOT NULL "
+                         f"GROUP BY 1 ORDER BY n DESC, 1").fetchall()
+        types = dict(list(type_names([label for label, _ in labels]).items())[:MAX_TYPES])
+    if has_value is None:
+        has_value = "value" in con.sql(f"SELECT * FROM {events} LIMIT 0").columns
+    sql = feature_sql(events, cutoffs, types=types, windows=windows, has_value=has_value, key=key)
+    frame = con.sql(sql).df()
+    defs = feature_definitions(types, windows, has_value=has_value)
+    counts = defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
+                                         "days_total"]), "feature"]
+    frame = frame.astype({c: "Int64" for c in counts} | {"opportunity_id": "str"})
+    return frame.astype({c: "float64" for c in frame.columns if c not in set(counts) | {"opportunity_id"}})
+
+
+def cutoffs(opportunities: pd.DataFrame, as_of: pd.Timestamp, *, days_before_close: int = 0) -> pd.DataFrame:
+    """Each opportunity's cut-off: ``closed_at - days_before_close`` when won or lost, ``as_of`` when open.
+
+    Returns
+    -------
+    DataFrame
+        ``opportunity_id``, ``cutoff`` (missing for a closed deal without ``closed_at``) and ``account`` when the
+        opportunities have one.
+    """
+    status = opportunities["status"].astype("str")
+    closed_at = (opportunities["closed_at"] if "closed_at" in opportunities
+                 else pd.Series(pd.NaT, index=opportunities.index, dtype="datetime64[ns]"))
+    cut = closed_at - pd.Timedelta(days=int(days_before_close))
+    cut = cut.where(status.isin(["won", "lost"]).to_numpy(), pd.Timestamp(as_of))
+    out = pd.DataFrame({"opportunity_id": opportunities["opportunity_id"].astype("str").to_numpy(),
+                        "cutoff": pd.to_datetime(cut).astype("datetime64[us]").to_numpy()})
+    if "account" in opportunities:
+        out["account"] = opportunities["account"].astype("str").to_numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------------- reading and checking the log
+
+@dataclass
+class ActivityLog:
+    """The activity log after checking, and the features built from it.
+
+    Attributes
+    ----------
+    source : str
+        The file or query read.
+    sha256 : str
+    rows : int
+        Data rows read.
+    column_map : DataFrame
+        ``source_column, column`` (canonical names for the mapped ones, snake_case for the rest).
+    audit : DataFrame
+        The cleaning audit's columns (``table = "activities"``): read, each check, overall; rows in = rows out +
+        rows removed at every step.
+    quarantine : DataFrame
+        Every removed row as read: ``table, source_row, reason`` then the source columns.
+    types : DataFrame
+        ``activity_type`` (label after ``values:``), ``name`` (its feature prefix, empty beyond
+        :data:`MAX_TYPES`), ``events`` (rows kept).
+    features : DataFrame
+        :func:`behaviour_features` for every opportunity.
+    definitions : DataFrame
+        :func:`feature_definitions`.
+    key : str
+        ``opportunity_id`` or ``account``: how the events found their opportunities.
+    """
+
+    source: str
+    sha256: str
+    rows: int
+    column_map: pd.DataFrame
+    audit: pd.DataFrame
+    quarantine: pd.DataFrame
+    types: pd.DataFrame
+    features: pd.DataFrame
+    definitions: pd.DataFrame
+    key: str
+
+
+def _raw_relation(con, src: TableSource) -> tuple[str, str, str]:
+    """Register the source as view ``raw_events``; returns (where, sha256, how it was read)."""
+    from .ingest import _decode_sample, file_sha256, read_raw
+
+    if src.sql is not None:
+        db = str(src.database)
+        if "://" not in db and Path(db).is_file() and Path(db).read_bytes()[:16] != b"SQLite format 3\x00":
+            # a DuckDB database: the query runs inside it, so only the aggregates leave the database
+            con.execute(f"ATTACH {_literal(db)} AS source_db (READ_ONLY)")
+            con.execute("SET search_path = 'source_db.main,memory.main'")  # the query names the database's tables
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS {src.sql}")
+                con.execute("SELECT * FROM raw_events LIMIT 0")
+            except Exception as e:
+                raise ParamsError(f"data.activities: the query {src.sql!r} failed in {db}: "
+                                  f"{str(e).strip().splitlines()[0]}") from None
+            import hashlib
+
+            return f"sql @ {db}", hashlib.sha256(f"{db}\n{src.sql}".encode()).hexdigest(), "duckdb"
+    else:
+        path = Path(src.path)
+        if not path.is_file():
+            raise ParamsError(f"{path}: file not found (data.activities.path)")
+        if path.stat().st_size == 0:
+            raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
+        suffix = path.suffix.lower()
+        sha = file_sha256(path)
+        if suffix == ".parquet":
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_parquet({_literal(str(path))})")
+            return str(path), sha, "duckdb"
+        if suffix in (".csv", ".tsv", ".txt"):
+            enc = _decode_sample(path, src.encoding)[0]
+            if enc.replace("-", "").lower() in ("utf8", "utf8sig"):
+                sep = "" if src.sep == "auto" else f", delim = {_literal(src.sep)}"
+                con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_csv("
+                            f"{_literal(str(path))}, all_varchar = true, header = true{sep})")
+                return str(path), sha, "duckdb"
+    # Excel, GB18030 text, SQLite and SQLAlchemy sources: read as the other tables are, then handed to DuckDB
+    raw, rejected = read_raw(src)
+    if len(rejected):
+        raise ParamsError(f"data.activities: {len(rejected)} rows of {src.path} could not be split into columns "
+                          f"(first: line {rejected['line'].iloc[0]})")
+    con.register("raw_events_frame", raw)
+    con.execute("CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM raw_events_frame")
+    where = str(src.path) if src.path else f"sql @ {src.database}"
+    sha = file_sha256(src.path) if src.path else ""
+    return where, sha, "pandas"
+
+
+def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -> str:
+    """SQL turning the source column into a TIMESTAMP (NULL where it does not parse), the format chosen once."""
+    col = f"raw.{_quote(column)}"
+    if kind.startswith(("TIMESTAMP", "DATE")):
+        return f"CAST({col} AS TIMESTAMP)"
+    text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+    if date_format != "auto":
+        return f"try_strptime({text}, {_literal(date_format)})"
+    sample = con.sql(f"SELECT {text} AS v FROM raw_events AS raw WHERE {text} IS NOT NULL LIMIT 10000").df()["v"]
+    if sample.empty:
+        return f"TRY_CAST({text} AS TIMESTAMP)"
+    parsed = {f: pd.to_datetime(sample, errors="coerce", format=f).notna().mean() for f in ("ISO8601", *_DATE_FORMATS)}
+    best = max(parsed, key=parsed.get)  # ISO first: it wins ties
+    if parsed[best] >= MIN_DATE_SHARE:  # the cells that still fail are quarantined row by row
+        return f"TRY_CAST({text} AS TIMESTAMP)" if best == "ISO8601" else f"try_strptime({text}, {_literal(best)})"
+    bad = sample[pd.to_datetime(sample, errors="coerce", format=best).isna()].head(3).tolist()
+    raise ParamsError(f"{where}: column {column!r} (occurred_at) does not hold dates: {1 - parsed[best]:.0%} of "
+                      f"{len(sample):,} sampled cells do not parse in any known format, e.g. {bad}; "
+                      f"set `date_format:` (e.g. '%d/%m/%Y %H:%M') in data.activities")
+
+
+def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
+                      windows: Sequence[int] = (30, 90), days_before_close: int = 0,
+                      placeholders: Sequence[str] = (), merged_ids: pd.Series | None = None) -> ActivityLog:
+    """Read, check and aggregate the activity log: rows that cannot be used are quarantined with a reason, the
+    rest become features of the opportunities, each counted up to its cut-off (:func:`cutoffs`).
+
+    Parameters
+    ----------
+    src : TableSource
+        ``data.activities`` (``columns:``, ``values:``, ``preset:``, ``date_format:`` as for other tables).
+    opportunities : DataFrame
+        The cleaned opportunities.
+    as_of : Timestamp
+        The cut-off of open opportunities.
+    windows, days_before_close
+        ``features.windows`` and ``features.days_before_close``.
+    placeholders : sequence of str
+        Cell values meaning missing (``cleaning.placeholders``).
+    merged_ids : Series, optional
+        Removed duplicate id -> kept id (:attr:`funnel_lab.clean.Cleaned.merged_ids`): their events follow the merge.
+
+    Returns
+    -------
+    ActivityLog
+
+    Raises
+    ------
+    ParamsError
+        Unreadable source, unmapped required column, or an ``occurred_at`` column that holds no dates.
+    """
+    con = connect()
+    where, sha, _ = _raw_relation(con, src)
+    cols = con.sql("SELECT * FROM raw_events LIMIT 0")
+    source_cols, kinds = [str(c) for c in cols.columns], [str(t) for t in cols.types]
+    _, column_map = map_columns(pd.DataFrame({c: pd.Series(dtype="str") for c in source_cols}), src,
+                                table="activities", source=where)
+    canon = {c: s for s, c in zip(column_map["source_column"], column_map["column"])}
+    key = "opportunity_id" if "opportunity_id" in canon else "account"
+    missing = [c for c in ("activity_type", "occurred_at") if c not in canon]
+    if key not in canon:
+        missing.insert(0, "opportunity_id (or account)")
+    if missing:
+        raise ParamsError(f"data.activities: {where} has no column for {', '.join(missing)}; map one with "
+                          f"`columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: "
+                          f"{', '.join(source_cols[:12])})")
+    tokens = ", ".join(_literal(t) for t in placeholders if t != "")
+
+    def text(c: str) -> str:
+        t = f"NULLIF(trim(CAST(raw.{_quote(canon[c])} AS VARCHAR)), '')"
+        return f"CASE WHEN {t} IN ({tokens}) THEN NULL ELSE {t} END" if tokens else t
+
+    kind = dict(zip(source_cols, kinds))[canon["occurred_at"]]
+    ts = _timestamp_expr(con, canon["occurred_at"], kind, src.date_format, where)
+    value = f"TRY_CAST({text('value')} AS DOUBLE)" if "value" in canon else "NULL::DOUBLE"
+    has_value = "value" in canon
+
+    # activity-type labels after `values:` (matched as for other tables), one small mapping table
+    labels = con.sql(f"SELECT {text('activity_type')} AS label, count(*) AS n FROM raw_events AS raw "
+                     f"GROUP BY 1").df()
+    mapping = src.values.get("activity_type", {})
+    labels = labels.assign(label=labels["label"].astype("str"))
+    labels = labels.assign(mapped=map_values(labels["label"], mapping) if mapping else labels["label"])
+    con.register("type_map", labels[labels["label"].notna()][["label", "mapped"]])
+
+    opp_ids = pd.DataFrame({"id": opportunities["opportunity_id" if key == "opportunity_id" else "account"]
+                            .dropna().astype("str").unique()})
+    con.register("known_ids", opp_ids)
+    merged = merged_ids if merged_ids is not None and key == "opportunity_id" else pd.Series(dtype="str")
+    con.register("merged_ids", pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()}))
+    ident = text(key)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW checked AS
+        WITH r AS (
+            SELECT raw.*, {ident} AS _id_raw, coalesce(m.new, {ident}) AS _id, t.mapped AS _type, {ts} AS _ts,
+                   {value} AS _value, {text('occurred_at') if kind.startswith('VARCHAR') else 'NULL'} AS _ts_text
+            FROM (SELECT row_number() OVER () AS _row, * FROM raw_events) AS raw
+            LEFT JOIN type_map AS t ON t.label = {text('activity_type')}
+            LEFT JOIN merged_ids AS m ON m.old = {ident}
+        )
+        -- a mark join (IN) rather than a third outer join: filtering on an outer join's match lets the optimiser
+        -- reorder the joins into a nested loop
+        SELECT *, _id IN (SELECT id FROM known_ids) AS _known FROM r
+    """)
+    reason = (f"CASE WHEN _ts IS NULL AND _ts_text IS NULL THEN 'occurred_at is missing' "
+              f"WHEN _ts IS NULL THEN 'occurred_at is not a date: ' || _ts_text "
+              f"WHEN _type IS NULL THEN 'activity_type is missing' "
+              f"WHEN _id_raw IS NULL THEN '{key} is missing' "
+              f"WHEN NOT _known THEN 'unknown {key}: ' || _id_raw END")
+    bad = con.sql(f"SELECT _row AS source_row, {reason} AS reason, * EXCLUDE (_row) FROM checked").filter(
+        "reason IS NOT NULL").order("source_row").df()
+    n_rows = con.execute("SELECT count(*) FROM raw_events").fetchone()[0]
+    step_of = bad["reason"].str.extract(r"^(occurred_at|activity_type|unknown|" + key + r")")[0]
+    steps = [("occurred_at", "occurred_at", "rows whose occurred_at is missing or not a date"),
+             ("activity_type", "activity_type", "rows without an activity type"),
+             ("opportunity", None, f"rows whose {key} is missing or not among the opportunities")]
+    audit, rows_in = [{"step": "read", "rows_in": n_rows, "rows_out": n_rows, "rows_removed": 0, "rows_changed": 0,
+                       "detail": f"{len(source_cols)} columns from {where}", "table": "activities"}], n_rows
+    for step, prefix, detail in steps:
+        removed = int(step_of.eq(prefix).sum()) if prefix else int(step_of.isin(["unknown", key]).sum())
+        audit.append({"step": step, "rows_in": rows_in, "rows_out": rows_in - removed, "rows_removed": removed,
+                      "rows_changed": 0, "detail": detail, "table": "activities"})
+        rows_in -= removed
+    merged_rows = con.execute("SELECT count(*) FROM checked WHERE _id <> _id_raw").fetchone()[0]
+    audit.append({"step": "overall", "rows_in": n_rows, "rows_out": rows_in, "rows_removed": n_rows - rows_in,
+                  "rows_changed": int(merged_rows), "detail": "rows_in = rows_out + rows_removed"
+                  + (f"; {merged_rows:,} rows moved to the record kept for a duplicate" if merged_rows else ""),
+                  "table": "activities"})
+    quarantine = bad.drop(columns=[c for c in bad.columns if c.startswith("_")])
+    quarantine.insert(0, "table", "activities")
+
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW events AS
+        SELECT _id AS {key}, _type AS activity_type, _ts AS occurred_at, _value AS value
+        FROM checked WHERE _ts IS NOT NULL AND _type IS NOT NULL AND _known""")
+    counts = con.sql("SELECT activity_type, count(*) AS events, count(value) AS valued FROM events "
+                     "GROUP BY 1 ORDER BY 2 DESC, 1").df()
+    types = dict(list(type_names(counts["activity_type"].tolist()).items())[:MAX_TYPES])
+    name_of = {label: name for name, labels in types.items() for label in labels}
+    # value features only for the types that carry a value (minutes of a visit, not of an e-mail)
+    valued = set(counts.loc[counts["valued"] > 0, "activity_type"].map(name_of).dropna()) if has_value else set()
+    con.register("cutoffs_frame", cutoffs(opportunities, as_of, days_before_close=days_before_close))
+    features = behaviour_features(con, "events", "cutoffs_frame", windows=windows, types=types, key=key,
+                                  has_value=valued)
+    sums = [c for c in features.columns if "_value_" in c]
+    features[sums] = features[sums].round(9)  # sums of one-decimal minutes: 4.0, not 3.9999999999999996
+    con.close()
+    return ActivityLog(source=where, sha256=sha, rows=int(n_rows), column_map=column_map,
+                       audit=pd.DataFrame(audit, columns=_AUDIT_COLUMNS),
+                       quarantine=quarantine.reset_index(drop=True),
+                       types=counts.assign(name=counts["activity_type"].map(name_of).fillna(""))
+                       [["activity_type", "name", "events"]],
+                       features=features, definitions=feature_definitions(types, windows, has_value=valued),
+                       key=key)
+
+
+def activity_log_for(params, cleaned: dict) -> ActivityLog | None:
+    """:func:`load_activity_log` for a run: ``data.activities`` against the cleaned opportunities (None without
+    either), open deals cut off at the run's analysis date."""
+    from .funnel import data_as_of
+
+    src = params.data.activities
+    if src is None or "opportunities" not in cleaned:
+        return None
+    opps = cleaned["opportunities"]
+    history = cleaned["stage_history"].data if "stage_history" in cleaned else None
+    f = params.features
+    return load_activity_log(src, opps.data, as_of=data_as_of(opps.data, history, f.as_of), windows=f.windows,
+                             days_before_close=f.days_before_close, placeholders=params.cleaning.placeholders,
+                             merged_ids=opps.merged_ids)
+
+
+def with_features(opportunities: pd.DataFrame, log: ActivityLog | None) -> pd.DataFrame:
+    """The opportunities with the log's features as new columns (unchanged without a log).
+
+    Raises
+    ------
+    ParamsError
+        When a feature name is already a column of the opportunities (a rule could not tell them apart).
+    """
+    if log is None:
+        return opportunities
+    clash = [c for c in log.features.columns[1:] if c in opportunities.columns]
+    if clash:
+        raise ParamsError(f"data.activities: the behaviour feature {clash[0]!r} has the name of a column of the "
+                          f"opportunities; rename that column (`columns:`) or the activity type (`values:`)")
+    feats = log.features.set_index("opportunity_id")
+    joined = feats.reindex(opportunities["opportunity_id"].astype("str").to_numpy())
+    return pd.concat([opportunities, joined.set_axis(opportunities.index)], axis=1)
