@@ -234,3 +234,55 @@ def test_agreement_with_pandas_on_generated_events():
 def test_cutoffs_follow_status():
     c = cutoffs(_opportunities(), AS_OF, days_before_close=3).set_index("opportunity_id")["cutoff"]
     assert c["A"] == pd.Timestamp("2026-01-29") and pd.isna(c["B"]) and c["C"] == c["D"] == AS_OF
+
+
+# ------------------------------------------------------------------------------------------------------ the demo
+
+def test_demo_features_are_the_generators_counts(demo_project):
+    import json
+
+    import funnel_lab
+
+    run = funnel_lab.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
+                              notebook="00_data_quality")
+    o = run.opportunities
+    truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
+    # every true deal's behaviour columns are the counts of its events up to its cut-off (open and closed alike;
+    # injected duplicates the dedupe kept apart have no events of their own, and post-close events count nowhere)
+    real = o[o["opportunity_id"].str.slice(4).astype(int) <= truth["rows"]]
+    for feature, column in [("visit_total", "visits"), ("meeting_total", "meetings"), ("reply_total", "emails_replied")]:
+        both = real[[feature, column]].dropna()
+        assert len(both) > 0.9 * len(real) and (both[feature] == both[column]).all(), feature
+    assert run.activity_log.types.set_index("activity_type")["events"].sum() == sum(
+        truth["activities"]["per_type_counted"].values()) + truth["activities"]["post_outcome_events"]
+    # the quarantine holds exactly the planted bad rows, each for its reason
+    q = run.activity_log.quarantine
+    bad = truth["activities"]["bad"]
+    assert sorted(q["Activity ID"]) == sorted(bad["unknown_opportunity"] + bad["unparsable_time"] + bad["missing_type"])
+    by_reason = q.groupby(q["reason"].str.extract(r"^(unknown|occurred_at|activity_type)")[0])["Activity ID"]
+    assert sorted(by_reason.get_group("unknown")) == sorted(bad["unknown_opportunity"])
+    assert sorted(by_reason.get_group("activity_type")) == sorted(bad["missing_type"])
+
+
+def test_behaviour_stage_example_runs_end_to_end(demo_project):
+    import pandas as pd
+
+    from conftest import cli
+
+    res = cli("run", "params/demo.yaml", "params/examples/demo_behaviour.yaml", "--only", "00_data_quality",
+              "10_stage_design", "--out", "reports", cwd=demo_project)
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = demo_project / "reports" / "demo_behaviour" / "data"
+    metrics = pd.read_csv(data / "stage_metrics.csv").set_index("stage")
+    # the behaviour stages order the deals: win rates rise stage by stage
+    rates = metrics.loc[["potential", "intent", "evaluation", "decision"], "win_rate"]
+    assert rates.is_monotonic_increasing and rates["decision"] > 2 * rates["potential"], rates
+    clean = pd.read_csv(data / "opportunities_clean.csv")
+    assert {"visit_30d", "reply_90d", "days_since_last_visit", "active_days_30d"} <= set(clean.columns)
+    defs = pd.read_csv(data / "behaviour_features.csv")
+    assert defs["feature"].tolist() == [c for c in clean.columns if c in set(defs["feature"])]
+    audit = pd.read_csv(data / "cleaning_audit.csv")
+    act = audit[audit["table"] == "activities"].set_index("step")
+    assert act.loc["overall", "rows_in"] == act.loc["overall", "rows_out"] + act.loc["overall", "rows_removed"] > 0
+    q = pd.read_csv(data / "quarantine.csv")
+    assert (q["table"] == "activities").sum() == act.loc["overall", "rows_removed"] == 80
