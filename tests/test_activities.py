@@ -286,3 +286,21 @@ def test_behaviour_stage_example_runs_end_to_end(demo_project):
     assert act.loc["overall", "rows_in"] == act.loc["overall", "rows_out"] + act.loc["overall", "rows_removed"] > 0
     q = pd.read_csv(data / "quarantine.csv")
     assert (q["table"] == "activities").sum() == act.loc["overall", "rows_removed"] == 80
+
+
+def test_salesforce_task_export_preset(tmp_path):
+    path = tmp_path / "Task.csv"
+    path.write_text("Id,WhatId,Subject,TaskSubtype,ActivityDate,DurationInMinutes\n"
+                    "00T1,A,Intro call,Call,2026-01-10,15\n"
+                    "00T2,A,Follow-up,Email,2026-01-12,\n"
+                    "00T3,000000000000000AAA,Spam,Email,2026-01-12,\n"
+                    "00T4,C,Demo,Call,2026-02-20,45\n", encoding="utf-8")
+    log = load_activity_log(TableSource(path=path, preset="salesforce_activity"), _opportunities(), as_of=AS_OF)
+    cm = log.column_map.set_index("source_column")["column"]
+    assert (cm["WhatId"], cm["TaskSubtype"], cm["ActivityDate"], cm["DurationInMinutes"]) == (
+        "opportunity_id", "activity_type", "occurred_at", "value")
+    f = log.features.set_index("opportunity_id")
+    assert (f.loc["A", "call_total"], f.loc["A", "email_total"], f.loc["C", "call_value_total"]) == (1, 1, 45)
+    assert "email_value_total" not in f.columns  # e-mails carry no duration
+    # Salesforce's null id is a missing id, not an unknown opportunity
+    assert log.quarantine["reason"].tolist() == ["opportunity_id is missing"]

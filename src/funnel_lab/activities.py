@@ -438,7 +438,9 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
         raise ParamsError(f"data.activities: {where} has no column for {', '.join(missing)}; map one with "
                           f"`columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: "
                           f"{', '.join(source_cols[:12])})")
-    tokens = ", ".join(_literal(t) for t in placeholders if t != "")
+    from .presets import get_preset
+
+    tokens = ", ".join(_literal(t) for t in [*placeholders, *get_preset(src.preset).placeholders] if t != "")
 
     def text(c: str) -> str:
         t = f"NULLIF(trim(CAST(raw.{_quote(canon[c])} AS VARCHAR)), '')"
