@@ -264,15 +264,15 @@ def test_demo_features_are_the_generators_counts(demo_project):
     assert sorted(by_reason.get_group("activity_type")) == sorted(bad["missing_type"])
 
 
-def test_behaviour_stage_example_runs_end_to_end(demo_project):
+def test_behaviour_stage_example_runs_end_to_end(demo_project, tmp_path):
     import pandas as pd
 
     from conftest import cli
 
     res = cli("run", "params/demo.yaml", "params/examples/demo_behaviour.yaml", "--only", "00_data_quality",
-              "10_stage_design", "--out", "reports", cwd=demo_project)
+              "10_stage_design", "--out", str(tmp_path), cwd=demo_project)
     assert res.returncode == 0, res.stdout + res.stderr
-    data = demo_project / "reports" / "demo_behaviour" / "data"
+    data = tmp_path / "demo_behaviour" / "data"
     metrics = pd.read_csv(data / "stage_metrics.csv").set_index("stage")
     # the behaviour stages order the deals: win rates rise stage by stage
     rates = metrics.loc[["potential", "intent", "evaluation", "decision"], "win_rate"]

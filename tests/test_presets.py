@@ -45,9 +45,12 @@ def cells(s: pd.Series) -> list:
 
 
 def test_registry_names_and_tables():
-    assert set(PRESETS) == {"salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven"}
+    assert set(PRESETS) == {"salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven",
+                            "salesforce_activity", "web_analytics"}
     assert PRESETS["salesforce_history"].table == "stage_history"
-    assert {p.table for n, p in PRESETS.items() if n != "salesforce_history"} == {"opportunities"}
+    assert PRESETS["salesforce_activity"].table == PRESETS["web_analytics"].table == "activities"
+    others = set(PRESETS) - {"salesforce_history", "salesforce_activity", "web_analytics"}
+    assert {PRESETS[n].table for n in others} == {"opportunities"}
     assert get_preset("Salesforce ") is PRESETS["salesforce"]
 
 

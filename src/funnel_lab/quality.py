@@ -262,17 +262,17 @@ def show_experiment_hygiene(run, df: pd.DataFrame) -> None:
 
 
 def cleaning_outputs(tables: dict[str, Table], cleaned: dict[str, Cleaned], validation: pd.DataFrame,
-                     profile: pd.DataFrame, *, opportunities: pd.DataFrame | None = None,
-                     activity_log=None) -> dict[str, pd.DataFrame]:
+                     profile: pd.DataFrame, *, activity_log=None) -> dict[str, pd.DataFrame]:
     """The machine-readable results of the data-quality step, by file name in ``data/`` (DESIGN.md).
 
-    ``opportunities`` (the cleaned opportunities with their behaviour features) replaces the plain cleaned table in
-    ``opportunities_clean.csv``; ``activity_log`` adds its audit, quarantine, column map and
-    ``behaviour_features.csv`` (the feature definitions).
+    ``activity_log`` adds the behaviour features to ``opportunities_clean.csv``, its audit, quarantine and column
+    map to theirs, and ``behaviour_features.csv`` (each feature's definition).
     """
+    from .activities import with_features
+
     out = {}
     if "opportunities" in cleaned:
-        out["opportunities_clean.csv"] = opportunities if opportunities is not None else cleaned["opportunities"].data
+        out["opportunities_clean.csv"] = with_features(cleaned["opportunities"].data, activity_log)
     for name, c in cleaned.items():
         if name != "opportunities":
             out[f"{name}_clean.csv"] = c.data
