@@ -1,6 +1,6 @@
-"""Benchmark: behaviour features (counts, sums, recency, active days per activity type and window) from N events, vs plain DuckDB SQL.
+"""Benchmark: behaviour features (per activity type and window) from N events vs hand-written DuckDB SQL.
 
-    .venv/bin/python bench/activity_features.py [--rows 100000000] [--deals N] [--keep DIR]
+    .venv/bin/python bench/activity_features.py [--rows 100000000] [--deals N] [--keep DIR] [--impl MODULE]
 
 The events (default 100M rows over 1M opportunities) and the cut-offs are written as Parquet by DuckDB itself; both
 sides read the same files. funnel_lab runs in a child process started before the data is made, so that its peak
@@ -176,6 +176,7 @@ def _funnel_lab_part(inbox, queue) -> None:
     if job is None:  # the parent failed before the data was ready
         return
     impl, ep, cp, out, windows = job
+    start = time.perf_counter()
     try:
         act = _load(impl)
         start = time.perf_counter()
@@ -187,7 +188,9 @@ def _funnel_lab_part(inbox, queue) -> None:
         frame.to_parquet(out, index=False)
         queue.put(("ok", seconds, peak_mb))
     except BaseException:  # noqa: BLE001 - the parent reports it
-        queue.put(("error", traceback.format_exc(), 0.0))
+        queue.put(("error", f"after {time.perf_counter() - start:.1f} s, peak "
+                            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB:\n"
+                            f"{traceback.format_exc()}", 0.0))
 
 
 def compare(got: pd.DataFrame, ref: pd.DataFrame, rtol: float = 1e-9) -> tuple[list[str], str]:
@@ -296,7 +299,7 @@ def main() -> None:
         status, fl_s, peak_mb = queue.get()
         child.join()
         if status != "ok":
-            raise SystemExit(f"funnel_lab failed:\n{fl_s}")
+            raise SystemExit(f"funnel_lab failed {fl_s}")
         got = pd.read_parquet(out)
         start = time.perf_counter()
         ref = reference(ep, cp, WINDOWS)

@@ -323,8 +323,8 @@ class ActivityLog:
     key: str
 
 
-def _raw_relation(con, src: TableSource) -> tuple[str, str, str]:
-    """Register the source as view ``raw_events``; returns (where, sha256, how it was read)."""
+def _raw_relation(con, src: TableSource) -> tuple[str, str]:
+    """Register the source as view ``raw_events``; returns (where it was read, its sha256)."""
     from .ingest import _decode_sample, file_sha256, read_raw
 
     if src.sql is not None:
@@ -341,7 +341,7 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str, str]:
                                   f"{str(e).strip().splitlines()[0]}") from None
             import hashlib
 
-            return f"sql @ {db}", hashlib.sha256(f"{db}\n{src.sql}".encode()).hexdigest(), "duckdb"
+            return f"sql @ {db}", hashlib.sha256(f"{db}\n{src.sql}".encode()).hexdigest()
     else:
         path = Path(src.path)
         if not path.is_file():
@@ -352,14 +352,14 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str, str]:
         sha = file_sha256(path)
         if suffix == ".parquet":
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_parquet({_literal(str(path))})")
-            return str(path), sha, "duckdb"
+            return str(path), sha
         if suffix in (".csv", ".tsv", ".txt"):
             enc = _decode_sample(path, src.encoding)[0]
             if enc.replace("-", "").lower() in ("utf8", "utf8sig"):
                 sep = "" if src.sep == "auto" else f", delim = {_literal(src.sep)}"
                 con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_csv("
                             f"{_literal(str(path))}, all_varchar = true, header = true{sep})")
-                return str(path), sha, "duckdb"
+                return str(path), sha
     # Excel, GB18030 text, SQLite and SQLAlchemy sources: read as the other tables are, then handed to DuckDB
     raw, rejected = read_raw(src)
     if len(rejected):
@@ -369,7 +369,7 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str, str]:
     con.execute("CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM raw_events_frame")
     where = str(src.path) if src.path else f"sql @ {src.database}"
     sha = file_sha256(src.path) if src.path else ""
-    return where, sha, "pandas"
+    return where, sha
 
 
 def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -> str:
@@ -391,6 +391,25 @@ def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -
     raise ParamsError(f"{where}: column {column!r} (occurred_at) does not hold dates: {1 - parsed[best]:.0%} of "
                       f"{len(sample):,} sampled cells do not parse in any known format, e.g. {bad}; "
                       f"set `date_format:` (e.g. '%d/%m/%Y %H:%M') in data.activities")
+
+
+def _audit(reasons: pd.Series, n_rows: int, merged_rows: int, *, key: str, read: str) -> pd.DataFrame:
+    """The cleaning audit of the log from the quarantine's reasons: one step per check, in the order they apply."""
+    step_of = reasons.str.extract(r"^(occurred_at|activity_type|unknown|" + key + r")")[0]
+    steps = [("occurred_at", ["occurred_at"], "rows whose occurred_at is missing or not a date"),
+             ("activity_type", ["activity_type"], "rows without an activity type"),
+             ("opportunity", ["unknown", key], f"rows whose {key} is missing or not among the opportunities")]
+    rows, rows_in = [{"step": "read", "rows_in": n_rows, "rows_out": n_rows, "rows_removed": 0, "rows_changed": 0,
+                      "detail": read}], n_rows
+    for step, prefixes, detail in steps:
+        removed = int(step_of.isin(prefixes).sum())
+        rows.append({"step": step, "rows_in": rows_in, "rows_out": rows_in - removed, "rows_removed": removed,
+                     "rows_changed": 0, "detail": detail})
+        rows_in -= removed
+    rows.append({"step": "overall", "rows_in": n_rows, "rows_out": rows_in, "rows_removed": n_rows - rows_in,
+                 "rows_changed": int(merged_rows), "detail": "rows_in = rows_out + rows_removed"
+                 + (f"; {merged_rows:,} rows moved to the record kept for a duplicate" if merged_rows else "")})
+    return pd.DataFrame(rows).assign(table="activities")[_AUDIT_COLUMNS]
 
 
 def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
@@ -424,7 +443,7 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
         Unreadable source, unmapped required column, or an ``occurred_at`` column that holds no dates.
     """
     con = connect()
-    where, sha, _ = _raw_relation(con, src)
+    where, sha = _raw_relation(con, src)
     cols = con.sql("SELECT * FROM raw_events LIMIT 0")
     source_cols, kinds = [str(c) for c in cols.columns], [str(t) for t in cols.types]
     _, column_map = map_columns(pd.DataFrame({c: pd.Series(dtype="str") for c in source_cols}), src,
@@ -486,22 +505,8 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     bad = con.sql(f"SELECT _row AS source_row, {reason} AS reason, * EXCLUDE (_row) FROM checked").filter(
         "reason IS NOT NULL").order("source_row").df()
     n_rows = con.execute("SELECT count(*) FROM raw_events").fetchone()[0]
-    step_of = bad["reason"].str.extract(r"^(occurred_at|activity_type|unknown|" + key + r")")[0]
-    steps = [("occurred_at", "occurred_at", "rows whose occurred_at is missing or not a date"),
-             ("activity_type", "activity_type", "rows without an activity type"),
-             ("opportunity", None, f"rows whose {key} is missing or not among the opportunities")]
-    audit, rows_in = [{"step": "read", "rows_in": n_rows, "rows_out": n_rows, "rows_removed": 0, "rows_changed": 0,
-                       "detail": f"{len(source_cols)} columns from {where}", "table": "activities"}], n_rows
-    for step, prefix, detail in steps:
-        removed = int(step_of.eq(prefix).sum()) if prefix else int(step_of.isin(["unknown", key]).sum())
-        audit.append({"step": step, "rows_in": rows_in, "rows_out": rows_in - removed, "rows_removed": removed,
-                      "rows_changed": 0, "detail": detail, "table": "activities"})
-        rows_in -= removed
     merged_rows = con.execute("SELECT count(*) FROM checked WHERE _id <> _id_raw").fetchone()[0]
-    audit.append({"step": "overall", "rows_in": n_rows, "rows_out": rows_in, "rows_removed": n_rows - rows_in,
-                  "rows_changed": int(merged_rows), "detail": "rows_in = rows_out + rows_removed"
-                  + (f"; {merged_rows:,} rows moved to the record kept for a duplicate" if merged_rows else ""),
-                  "table": "activities"})
+    audit = _audit(bad["reason"], n_rows, merged_rows, key=key, read=f"{len(source_cols)} columns from {where}")
     quarantine = bad.drop(columns=[c for c in bad.columns if c.startswith("_")])
     quarantine.insert(0, "table", "activities")
 
@@ -521,7 +526,7 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     features[sums] = features[sums].round(9)  # sums of one-decimal minutes: 4.0, not 3.9999999999999996
     con.close()
     return ActivityLog(source=where, sha256=sha, rows=int(n_rows), column_map=column_map,
-                       audit=pd.DataFrame(audit, columns=_AUDIT_COLUMNS),
+                       audit=audit,
                        quarantine=quarantine.reset_index(drop=True),
                        types=counts.assign(name=counts["activity_type"].map(name_of).fillna(""))
                        [["activity_type", "name", "events"]],
