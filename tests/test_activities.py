@@ -304,3 +304,20 @@ def test_salesforce_task_export_preset(tmp_path):
     assert "email_value_total" not in f.columns  # e-mails carry no duration
     # Salesforce's null id is a missing id, not an unknown opportunity
     assert log.quarantine["reason"].tolist() == ["opportunity_id is missing"]
+
+
+def test_agreement_with_the_benchmarks_sql_reference(tmp_path):
+    """funnel_lab's features against the hand-written DuckDB query of bench/activity_features.py, on its data."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_activity_features", ROOT / "bench" / "activity_features.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ep, cp = bench.write_data(tmp_path, rows=300_000, deals=3_000)
+    con = connect()
+    ours = behaviour_features(con, f"read_parquet('{ep}')", f"read_parquet('{cp}')", windows=bench.WINDOWS)
+    problems, summary = bench.compare(ours, bench.reference(ep, cp, bench.WINDOWS))
+    assert not problems, problems
+    assert len(ours) == 3_000 and ours["activities_total"].sum() > 150_000  # real counts, with boundary cases

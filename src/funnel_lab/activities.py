@@ -46,6 +46,8 @@ __all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "connect", "cut
 
 #: Memory DuckDB may use before spilling to disk: keeps a 100M-event aggregation well under 2 GB resident.
 MEMORY_LIMIT = "1GB"
+#: DuckDB's memory while the features are copied into pandas.
+RESULT_MEMORY = "256MB"
 #: Most activity types turned into features (the most frequent first); the rest count in ``activities_*`` only.
 MAX_TYPES = 25
 #: Share of sampled ``occurred_at`` cells that must parse for the column to be read as dates (the rest are
@@ -149,66 +151,74 @@ def feature_sql(events: str, cutoffs: str, *, types: Mapping[str, Sequence[str]]
 
     Notes
     -----
-    One scan and one hash aggregation: the events are joined to their cut-off, those after it are dropped, and
-    every feature is a filtered aggregate of the rest. Types are compared as small integers (a CASE over the
-    labels, once per event) rather than as strings in every filter.
+    The events are read and joined to their cut-off once, into a compact form (an integer per opportunity, a small
+    type code, the event's age before the cut-off in microseconds and its calendar day counted back from the
+    cut-off's), and two small aggregations run on that: per opportunity and type (counts and sums per window, the
+    latest and earliest age), then pivoted; per opportunity and day (its youngest event), then counted per
+    window. Integer keys and a handful of aggregates per group keep the hash tables small enough to stay within
+    :data:`MEMORY_LIMIT` (spilling to disk beyond it) for a hundred million events.
     """
     code = " ".join(f"WHEN {_literal(label)} THEN {i}" for i, labels in enumerate(types.values()) for label in labels)
     type_code = f"CASE e.activity_type {code} ELSE -1 END" if code else "-1"
-    value = "e.value" if has_value is True or (not isinstance(has_value, bool) and has_value) else "NULL::DOUBLE"
-    inside = {n: f"ts > cutoff - INTERVAL {int(n)} DAY" for n in windows}
-    aggs, outer = [], []
+    any_value = has_value is True or (not isinstance(has_value, bool) and bool(has_value))
+    value = "e.value" if any_value else "NULL::DOUBLE"
+    us = {n: f"{int(n) * 86_400_000_000}" for n in windows}  # window length in microseconds
+    per_type = ([f"count(*) FILTER (WHERE age < {us[n]}) AS n_{n}" for n in windows] + ["count(*) AS n_t",
+                "min(age) AS last_age", "max(age) AS first_age"])
+    if any_value:
+        per_type += [f"sum(v) FILTER (WHERE age < {us[n]}) AS v_{n}" for n in windows] + ["sum(v) AS v_t",
+                                                                                         "count(v) AS v_n"]
+    pivot, outer = [], []
 
-    def count(alias: str, cond: str | None) -> None:
-        aggs.append(f"count(*) FILTER (WHERE {cond}) AS {_quote(alias)}" if cond else f"count(*) AS {_quote(alias)}")
-        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.{_quote(alias)}, 0) END "
-                     f"AS {_quote(alias)}")
+    def count(alias: str, expr: str) -> None:  # a count: 0 without events, missing without a cut-off
+        pivot.append(f"{expr} AS {_quote(alias)}")
+        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(p.{_quote(alias)}, 0) END AS {_quote(alias)}")
 
-    def total(alias: str, cond: str) -> None:
-        aggs.append(f"sum(v) FILTER (WHERE {cond}) AS {_quote(alias)}")
-        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.{_quote(alias)}, 0) END "
-                     f"AS {_quote(alias)}")
-
-    def days_since(alias: str, last: str) -> None:
-        aggs.append(f"{last} AS {_quote('_' + alias)}")
-        outer.append(f"(epoch(c.cutoff) - epoch(a.{_quote('_' + alias)})) / 86400.0 AS {_quote(alias)}")
+    def plain(alias: str, expr: str, shown: str) -> None:
+        pivot.append(f"{expr} AS {_quote(alias)}")
+        outer.append(f"{shown} AS {_quote(alias)}")
 
     for i, name in enumerate(types):
-        is_type = f"k = {i}"
+        is_type = f"FILTER (WHERE k = {i})"
         for n in windows:
-            count(f"{name}_{n}d", f"{is_type} AND {inside[n]}")
-        count(f"{name}_total", is_type)
-        days_since(f"days_since_last_{name}", f"max(ts) FILTER (WHERE {is_type})")
+            count(f"{name}_{n}d", f"sum(n_{n}) {is_type}")
+        count(f"{name}_total", f"sum(n_t) {is_type}")
+        plain(f"days_since_last_{name}", f"min(last_age) {is_type}",
+              f"p.{_quote('days_since_last_' + name)} / 86400000000.0")
         if _valued(name, has_value):
             for n in windows:
-                total(f"{name}_value_{n}d", f"{is_type} AND {inside[n]}")
-            total(f"{name}_value_total", is_type)
-            aggs.append(f"avg(v) FILTER (WHERE {is_type}) AS {_quote(name + '_value_mean')}")
-            outer.append(f"a.{_quote(name + '_value_mean')}")
+                count(f"{name}_value_{n}d", f"sum(v_{n}) {is_type}")
+            count(f"{name}_value_total", f"sum(v_t) {is_type}")
+            plain(f"{name}_value_mean", f"sum(v_t) {is_type} / nullif(sum(v_n) {is_type}, 0)",
+                  f"p.{_quote(name + '_value_mean')}")
     for n in windows:
-        count(f"activities_{n}d", inside[n])
-    count("activities_total", None)
+        count(f"activities_{n}d", f"sum(n_{n})")
+    count("activities_total", "sum(n_t)")
+    # active days as bits: one 64-bit mask per opportunity and 64-day block of days counted back from the cut-off
+    # (a day's bit set when it has an event, or one inside the window), a twentieth of the groups of one row per day
+    bit = "(1::UBIGINT << (back % 64)::UBIGINT)"
+    masks = [f"bit_or(CASE WHEN age < {us[n]} THEN {bit} END) AS m_{n}" for n in windows] + [f"bit_or({bit}) AS m_t"]
+    days = [f"sum(bit_count(m_{n}))::BIGINT AS d_{n}" for n in windows] + ["sum(bit_count(m_t))::BIGINT AS d_t"]
     for n in windows:
-        aggs.append(f"count(DISTINCT day) FILTER (WHERE {inside[n]}) AS {_quote(f'active_days_{n}d')}")
-        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.{_quote(f'active_days_{n}d')}, 0) END "
-                     f"AS {_quote(f'active_days_{n}d')}")
-    aggs.append("count(DISTINCT day) AS active_days_total")
-    outer.append("CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(a.active_days_total, 0) END AS active_days_total")
-    days_since("days_since_last_activity", "max(ts)")
-    aggs.append("min(ts) AS _first")
-    outer.append("(epoch(a._days_since_last_activity) - epoch(a._first)) / 86400.0 AS touch_span_days")
+        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(d.d_{n}, 0) END AS active_days_{n}d")
+    outer.append("CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(d.d_t, 0) END AS active_days_total")
+    plain("days_since_last_activity", "min(last_age)", "p.days_since_last_activity / 86400000000.0")
+    plain("touch_span_days", "max(first_age) - min(last_age)", "p.touch_span_days / 86400000000.0")
     join = "e.account = c.account" if key == "account" else "e.opportunity_id = c.opportunity_id"
     return f"""
-        WITH c AS (SELECT * FROM {cutoffs}),
-        e AS (
-            SELECT c.opportunity_id, {type_code} AS k, e.occurred_at AS ts, CAST(e.occurred_at AS DATE) AS day,
-                   {value} AS v, c.cutoff
+        WITH c AS (SELECT (row_number() OVER ())::INTEGER AS i, * FROM {cutoffs}),
+        e AS MATERIALIZED (
+            SELECT c.i, ({type_code})::SMALLINT AS k, epoch_us(c.cutoff) - epoch_us(e.occurred_at) AS age,
+                   (CAST(c.cutoff AS DATE) - CAST(e.occurred_at AS DATE))::INTEGER AS back, {value} AS v
             FROM {events} AS e JOIN c ON {join}
             WHERE e.occurred_at <= c.cutoff
         ),
-        a AS (SELECT opportunity_id, {", ".join(aggs)} FROM e GROUP BY opportunity_id)
+        t AS (SELECT i, k, {", ".join(per_type)} FROM e GROUP BY i, k),
+        p AS (SELECT i, {", ".join(pivot)} FROM t GROUP BY i),
+        dd AS (SELECT i, {", ".join(masks)} FROM e GROUP BY i, back // 64),
+        d AS (SELECT i, {", ".join(days)} FROM dd GROUP BY i)
         SELECT c.opportunity_id, {", ".join(outer)}
-        FROM c LEFT JOIN a ON a.opportunity_id = c.opportunity_id
+        FROM c LEFT JOIN p ON p.i = c.i LEFT JOIN d ON d.i = c.i
         ORDER BY c.opportunity_id
     """
 
@@ -250,13 +260,24 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
         types = dict(list(type_names([label for label, _ in labels]).items())[:MAX_TYPES])
     if has_value is None:
         has_value = "value" in con.sql(f"SELECT * FROM {events} LIMIT 0").columns
-    sql = feature_sql(events, cutoffs, types=types, windows=windows, has_value=has_value, key=key)
-    frame = con.sql(sql).df()
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE behaviour_features_result AS "
+                f"{feature_sql(events, cutoffs, types=types, windows=windows, has_value=has_value, key=key)}")
+    # Before pandas copies the result, DuckDB gives back the memory its hash tables held (the table spills instead),
+    # so that the two never sit side by side at full size: a hundred million events stay under 2 GB resident.
+    con.execute(f"SET memory_limit = '{RESULT_MEMORY}'")
+    try:
+        frame = con.sql("SELECT * FROM behaviour_features_result").df()
+    finally:
+        con.execute(f"SET memory_limit = '{limit}'")
+        con.execute("DROP TABLE behaviour_features_result")
     defs = feature_definitions(types, windows, has_value=has_value)
     counts = defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
                                          "days_total"]), "feature"]
-    frame = frame.astype({c: "Int64" for c in counts} | {"opportunity_id": "str"})
-    return frame.astype({c: "float64" for c in frame.columns if c not in set(counts) | {"opportunity_id"}})
+    # column by column: converting the whole frame at once would hold a second copy of it (a million rows x 50)
+    for c in frame.columns:
+        frame[c] = frame[c].astype("str" if c == "opportunity_id" else "Int64" if c in set(counts) else "float64")
+    return frame
 
 
 def cutoffs(opportunities: pd.DataFrame, as_of: pd.Timestamp, *, days_before_close: int = 0) -> pd.DataFrame:
