@@ -15,7 +15,7 @@ Feature names are fixed, ``<type>`` being the snake_cased activity type (``"Web 
 ``<type>_<N>d``           events of the type with ``cut-off - N days < occurred_at <= cut-off``
 ``<type>_total``          events of the type up to the cut-off
 ``days_since_last_<type>``  days from the type's last event to the cut-off (missing when none)
-``<type>_value_<N>d``     sum of ``value`` in the window (with a ``value`` column)
+``<type>_value_<N>d``     sum of ``value`` in the window (for the types whose events carry a ``value``)
 ``<type>_value_total``    sum of ``value`` up to the cut-off
 ``<type>_value_mean``     mean of ``value`` up to the cut-off (missing when none)
 ``activities_<N>d``       events of any type in the window; ``activities_total`` up to the cut-off
@@ -273,11 +273,11 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
         con.execute(f"SET memory_limit = '{limit}'")
         con.execute("DROP TABLE behaviour_features_result")
     defs = feature_definitions(types, windows, has_value=has_value)
-    counts = defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
-                                         "days_total"]), "feature"]
+    counts = set(defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
+                                             "days_total"]), "feature"])
     # column by column: converting the whole frame at once would hold a second copy of it (a million rows x 50)
     for c in frame.columns:
-        frame[c] = frame[c].astype("str" if c == "opportunity_id" else "Int64" if c in set(counts) else "float64")
+        frame[c] = frame[c].astype("str" if c == "opportunity_id" else "Int64" if c in counts else "float64")
     return frame
 
 

@@ -127,8 +127,9 @@ def experiment_hygiene(df: pd.DataFrame, *, min_agreement: float = 0.9) -> dict[
 
 
 def summary_sentences(tables: dict[str, Table], cleaned: dict[str, Cleaned], validation: pd.DataFrame, *,
-                      lang: str) -> list[str]:
-    """The data-quality summary in plain words: one sentence group per table, then validation."""
+                      lang: str, activity_log=None) -> list[str]:
+    """The data-quality summary in plain words: one sentence group per table (the activity log's too), then
+    validation."""
     out = []
     for name, c in cleaned.items():
         overall = c.audit.iloc[-1]
@@ -148,6 +149,17 @@ def summary_sentences(tables: dict[str, Table], cleaned: dict[str, Cleaned], val
                          n=int((missing > 0).sum())))
         if tables[name].ids_generated:
             out.append(t("dq.ids_generated", lang, example=c.data["opportunity_id"].iloc[0]))
+    if activity_log is not None:
+        a = activity_log.audit.set_index("step")
+        read, kept = int(a.loc["overall", "rows_in"]), int(a.loc["overall", "rows_out"])
+        out.append(t("dq.summary_rows", lang, table=t("table.activities", lang), read=format_number(read, lang),
+                     kept=format_number(kept, lang), removed=format_number(read - kept, lang),
+                     columns=len(activity_log.column_map),
+                     changed=format_number(int(a.loc["overall", "rows_changed"]), lang)))
+        removed = a[(a["rows_removed"] > 0) & (a.index != "overall")]
+        if len(removed):
+            out.append(t("dq.summary_removed", lang, parts=", ".join(
+                f"{t('step.' + s, lang)} {format_number(n, lang)}" for s, n in removed["rows_removed"].items())))
     n_fail = len(validation)
     out.append(t("dq.validation_ok", lang) if n_fail == 0 else
                t("dq.validation_failed", lang, n=format_number(n_fail, lang),
