@@ -321,3 +321,16 @@ def test_agreement_with_the_benchmarks_sql_reference(tmp_path):
     problems, summary = bench.compare(ours, bench.reference(ep, cp, bench.WINDOWS))
     assert not problems, problems
     assert len(ours) == 3_000 and ours["activities_total"].sum() > 150_000  # real counts, with boundary cases
+
+
+def test_day_first_dates_are_read_with_the_format_the_other_tables_use(tmp_path):
+    path = tmp_path / "dmy.csv"
+    path.write_text("Opportunity ID,Activity Type,Occurred At\nA,Call,31/01/2026 10:00\nA,Call,13/01/2026 09:30\n"
+                    "C,Call,28/02/2026 23:59\nC,Call,31/02/2026 10:00\n", encoding="utf-8")
+    log = load_activity_log(TableSource(path=path), _opportunities(), as_of=AS_OF, windows=[7])
+    f = log.features.set_index("opportunity_id")
+    # A (cut-off 02-01 00:00): 01-31 10:00 is 14 h before it, inside 7 days; 01-13 is not
+    assert (f.loc["A", "call_total"], f.loc["A", "call_7d"]) == (2, 1)
+    assert f.loc["A", "days_since_last_call"] == pytest.approx(14 / 24)
+    assert f.loc["C", "call_total"] == 1 and log.quarantine["reason"].tolist() == [
+        "occurred_at is not a date: 31/02/2026 10:00"]

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .coerce import parse_dates
 from .config import ParamsError, TableSource
 from .ingest import map_columns, map_values, snake_case
 
@@ -54,8 +55,6 @@ MAX_TYPES = 25
 #: Share of sampled ``occurred_at`` cells that must parse for the column to be read as dates (the rest are
 #: quarantined); below it the mapping or ``date_format`` is wrong, and the run stops with examples.
 MIN_DATE_SHARE = 0.5
-_DATE_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y",
-                 "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d.%m.%Y", "%Y年%m月%d日")
 #: What each feature counts, for the definitions table (the report words them).
 FEATURE_KINDS = ("type_window", "type_total", "type_recency", "type_value_window", "type_value_total",
                  "type_value_mean", "all_window", "all_total", "days_window", "days_total", "all_recency", "span")
@@ -400,17 +399,13 @@ def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -
     if kind.startswith(("TIMESTAMP", "DATE")):
         return f"CAST({col} AS TIMESTAMP)"
     text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
-    if date_format != "auto":
-        return f"try_strptime({text}, {_literal(date_format)})"
     sample = con.sql(f"SELECT {text} AS v FROM raw_events AS raw WHERE {text} IS NOT NULL LIMIT 10000").df()["v"]
-    if sample.empty:
-        return f"TRY_CAST({text} AS TIMESTAMP)"
-    parsed = {f: pd.to_datetime(sample, errors="coerce", format=f).notna().mean() for f in ("ISO8601", *_DATE_FORMATS)}
-    best = max(parsed, key=parsed.get)  # ISO first: it wins ties
-    if parsed[best] >= MIN_DATE_SHARE:  # the cells that still fail are quarantined row by row
-        return f"TRY_CAST({text} AS TIMESTAMP)" if best == "ISO8601" else f"try_strptime({text}, {_literal(best)})"
-    bad = sample[pd.to_datetime(sample, errors="coerce", format=best).isna()].head(3).tolist()
-    raise ParamsError(f"{where}: column {column!r} (occurred_at) does not hold dates: {1 - parsed[best]:.0%} of "
+    # the format is chosen as for every other date column (coerce.parse_dates), then applied in DuckDB
+    parsed, fmt = parse_dates(sample, date_format=date_format)
+    if sample.empty or parsed.notna().mean() >= MIN_DATE_SHARE:  # cells that still fail are quarantined
+        return f"TRY_CAST({text} AS TIMESTAMP)" if fmt == "ISO8601" else f"try_strptime({text}, {_literal(fmt)})"
+    bad = sample[parsed.isna()].head(3).tolist()
+    raise ParamsError(f"{where}: column {column!r} (occurred_at) does not hold dates: {parsed.isna().mean():.0%} of "
                       f"{len(sample):,} sampled cells do not parse in any known format, e.g. {bad}; "
                       f"set `date_format:` (e.g. '%d/%m/%Y %H:%M') in data.activities")
 

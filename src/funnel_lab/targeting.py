@@ -961,19 +961,13 @@ def tree_rules(model: TreeModel, X_train: pd.DataFrame, y_train, *,
         branch; ``(all)`` for a tree without splits), ``n``, ``wins``, ``win_rate`` (NaN for an empty leaf);
         sorted by ``win_rate`` descending, then leaf id.
     """
-    y = _y01(y_train)
-    leaves = leaf_of(model, X_train).to_numpy()
-    counts = pd.DataFrame({"leaf": leaves, "y": y}).groupby("leaf")["y"].agg(["size", "sum"])
-    medians = _medians(model)
+    leaves = tree_nodes(model, X_train, y_train, words=words).query("leaf")
     words = {**RULE_WORDS, **(words or {})}
-    paths = _leaf_paths(model.tree)
-    ids = sorted(paths)
-    n = counts["size"].reindex(ids).fillna(0).astype("int64").to_numpy()
-    wins = counts["sum"].reindex(ids).fillna(0).astype("int64").to_numpy()
+    medians, paths = _medians(model), _leaf_paths(model.tree)
     out = pd.DataFrame({
-        "leaf": np.asarray(ids, dtype="int64"),
-        "rule": pd.Series([_rule_text(model, paths[i], medians, words) for i in ids], dtype="str"),
-        "n": n, "wins": wins, "win_rate": np.where(n > 0, wins / np.maximum(n, 1), np.nan),
+        "leaf": leaves["node"].to_numpy(dtype="int64"),
+        "rule": pd.Series([_rule_text(model, paths[i], medians, words) for i in leaves["node"]], dtype="str"),
+        "n": leaves["n"].to_numpy(), "wins": leaves["wins"].to_numpy(), "win_rate": leaves["win_rate"].to_numpy(),
     })
     return out.sort_values(["win_rate", "leaf"], ascending=[False, True], na_position="last",
                            kind="stable").reset_index(drop=True)
@@ -1201,10 +1195,9 @@ def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_
 
 
 def _later_check_json(check: dict) -> dict:
-    keys = ("status", "n_train", "n_checked", "auc", "baseline_auc", "lift_at_10pct", "lift_low", "lift_high",
+    keys = ("n_train", "n_checked", "auc", "baseline_auc", "lift_at_10pct", "lift_low", "lift_high",
             "precision_at_top_n", "top_n", "base_rate")
-    out = {k: _json_number(check[k]) for k in keys[1:] if k in check}
-    out["status"] = check["status"]
+    out = {"status": check["status"], **{k: _json_number(check[k]) for k in keys if k in check}}
     if "cutoff" in check:
         out["cutoff"] = pd.Timestamp(check["cutoff"]).strftime("%Y-%m-%d")
     return out

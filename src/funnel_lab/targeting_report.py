@@ -18,25 +18,25 @@ def analyse_targeting(run) -> tg.TargetingResult:
 
 
 def summary_sentences(r: tg.TargetingResult, lang: str) -> list[str]:
-    """What to do with the list, how much better than random it is, and what was kept out of the model."""
-    m = r.metrics
-    out = [t("tg.summary_list", lang, n=format_number(len(r.targets), lang), top=format_number(m["top_n"], lang)),
-           t("tg.summary_quality", lang, lift=format_number(m["lift_at_10pct"], lang, digits=1),
-             auc=format_number(m["auc"], lang, digits=2), base=format_number(m["baseline_auc"], lang, digits=2),
-             precision=format_percent(m["precision_at_top_n"], lang), rate=format_percent(m["base_rate"], lang),
-             n=format_number(m["top_n_test"], lang))]
+    """Whether the columns carry signal, what to do with the list, how much better than random it is (on held-out
+    deals, then on deals that closed later), the best group, and what was kept out of the model."""
+    m, later, out = r.metrics, r.later_check, []
     if max(m["auc"], m["baseline_auc"] or 0) < 0.6:  # neither model beats a coin by much: say so before the list
-        out.insert(0, t("tg.no_signal", lang, auc=format_number(m["auc"], lang, digits=2)))
+        out.append(t("tg.no_signal", lang, auc=format_number(m["auc"], lang, digits=2)))
+    out.append(t("tg.summary_list", lang, n=format_number(len(r.targets), lang), top=format_number(m["top_n"], lang)))
+    out.append(t("tg.summary_quality", lang, lift=format_number(m["lift_at_10pct"], lang, digits=1),
+                 auc=format_number(m["auc"], lang, digits=2), base=format_number(m["baseline_auc"], lang, digits=2),
+                 precision=format_percent(m["precision_at_top_n"], lang), rate=format_percent(m["base_rate"], lang),
+                 n=format_number(m["top_n_test"], lang)))
+    if later["status"] == "ok":
+        out.append(t("tg.summary_later", lang, cutoff=later["cutoff"].strftime("%Y-%m-%d"),
+                     lift=format_number(later["lift_at_10pct"], lang, digits=1),
+                     low=format_number(later["lift_low"], lang, digits=1),
+                     high=format_number(later["lift_high"], lang, digits=1)))
     if len(r.rules):
         best = r.rules.iloc[0]
         out.append(t("tg.summary_best_rule", lang, rule=best["rule"], rate=format_percent(best["win_rate"], lang),
                      n=format_number(int(best["n"]), lang)))
-    later = r.later_check
-    if later["status"] == "ok":
-        out.insert(2 if len(out) > 2 else 1, t("tg.summary_later", lang, cutoff=later["cutoff"].strftime("%Y-%m-%d"),
-                   lift=format_number(later["lift_at_10pct"], lang, digits=1),
-                   low=format_number(later["lift_low"], lang, digits=1),
-                   high=format_number(later["lift_high"], lang, digits=1)))
     flagged = r.leakage[r.leakage["flagged"]]
     if len(flagged):
         out.append(t("tg.summary_leakage", lang, columns=", ".join(flagged["column"])))
