@@ -50,3 +50,36 @@ def test_misspelt_control_exits_2_naming_the_key(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == ("funnel-lab: error: ab_test.control: no variant 'a' in the experiment table; "
                                   "expected one of: A, B")
+
+
+def _strict_json(path):
+    """The file parsed as strict JSON: NaN or Infinity (not JSON) fail the test."""
+    def refuse(token):
+        raise AssertionError(f"{path.name} holds {token}, which is not JSON")
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def test_value_outcome_file_and_page_agree(tmp_path):
+    rng = np.random.default_rng(9)
+    n = 1000
+    variant = np.repeat(["A", "B"], n // 2)
+    frame = pd.DataFrame({"unit_id": [f"u{i}" for i in range(n)], "variant": variant,
+                          "converted": (rng.random(n) < 0.1).astype(int),        # no difference in conversion
+                          "value": rng.normal(100, 10, n) + np.where(variant == "B", 5.0, 0.0)})  # B spends more
+    frame.to_csv(tmp_path / "exp.csv", index=False)
+    (tmp_path / "p.yaml").write_text("run_name: ab\ndata:\n  experiment: {path: exp.csv}\n"
+                                     "ab_test: {outcome: value, control: A}\n", encoding="utf-8")
+    res = cli("run", "p.yaml", "--only", "40_ab_test", "--out", "out", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = _strict_json(tmp_path / "out" / "ab" / "data" / "ab_test.json")
+    # the page decides on value (Welch: +5 on a 0.63 standard error); the file carries that decision, not the
+    # inconclusive conversion test's
+    assert summary["decision"] == "ship" and summary["reasons"][0]["code"] == "significant_gain"
+    assert "Ship B." in (tmp_path / "out" / "ab" / "40_ab_test.html").read_text(encoding="utf-8")
+    # without conversions the file is the value-only form, still strict JSON (CUPED's missing numbers are null)
+    frame.drop(columns="converted").to_csv(tmp_path / "exp.csv", index=False)
+    res = cli("run", "p.yaml", "--only", "40_ab_test", "--out", "out2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    value_only = _strict_json(tmp_path / "out2" / "ab" / "data" / "ab_test.json")
+    assert value_only["decisions"]["B"]["decision"] == "ship" and value_only["srm_failed"] is False
+    assert value_only["continuous"][0]["cuped_diff"] is None

@@ -178,9 +178,8 @@ def test_demo_params_formula_runs_and_reads(demo_small):
     plain = frame.data.dropna(subset=["meetings", "emails_replied", "demo", "budget_confirmed", "source", "owner"])
     assert fit.n == len(plain) and fit.events == plain["won"].sum()
     top = strongest_drivers(fit)
-    meetings = fit.coefficients.set_index("term").loc["meetings"]
-    assert np.isclose(meetings["odds_ratio"], np.exp(meetings["coef"]))
-    assert len(top) == 3 and set(top["direction"]) <= {"up", "down"}
+    # the demo's truth: meetings, demo and budget raise the odds of winning
+    assert len(top) == 3 and (top["direction"] == "up").all()
 
 
 @pytest.fixture(scope="module")

@@ -70,17 +70,25 @@ def analyse_ab(run) -> ABResult:
         p0 = float(binary.loc[binary["variant"] == control, "rate"].iloc[0])
         required = abtest.required_sample_size(p0, cfg.mde, alpha=cfg.alpha, power=cfg.power)
     verdicts = {row["variant"]: abtest.verdict(row, srm_p=srm[1], srm_threshold=cfg.srm_threshold, alpha=cfg.alpha,
-                                               mde=cfg.mde if cfg.outcome == "converted" else None)
+                                               mde=cfg.mde if cfg.outcome == "converted" else None,
+                                               target_power=cfg.power)
                 for _, row in rows.iterrows()}
-    if binary is not None:
+    if binary is not None:  # the file carries the decisions the page states, whatever the outcome judged
         summary = abtest.ab_summary_json(hygiene, srm, binary, continuous=continuous, bayes=bayes,
                                          segments=(segments, simpson) if segments is not None else None,
-                                         alpha=cfg.alpha, srm_threshold=cfg.srm_threshold, mde=cfg.mde)
+                                         alpha=cfg.alpha, srm_threshold=cfg.srm_threshold, mde=cfg.mde,
+                                         verdicts=verdicts)
     else:  # a value-only experiment: DESIGN's conversion keys stay empty
-        summary = {"srm_chi2": srm[0], "srm_p_value": srm[1], "control": control, "test": "welch",
-                   "continuous": continuous.to_dict("records"), "decisions": verdicts}
+        summary = abtest.value_summary_json(srm, continuous, control=control, verdicts=verdicts,
+                                            srm_threshold=cfg.srm_threshold)
     return ABResult(control, cfg.outcome, hygiene, srm, split, binary, continuous, bayes, segments, simpson, required,
                     verdicts, summary)
+
+
+def headlines(r: ABResult) -> dict[str, float | None]:
+    """The index page's number: the headline difference in percentage points (None when there is none)."""
+    diff = r.summary.get("diff")
+    return {"ab_diff": None if diff is None else round(100 * diff, 2)}
 
 
 def _pts(x: float, lang: str) -> str:
@@ -108,7 +116,7 @@ def summary_sentences(r: ABResult, lang: str, *, srm_threshold: float) -> list[s
                          test=t(f"ab.test.{row['test']}", lang)))
         else:
             row = r.continuous.set_index("variant").loc[variant]
-            cuped = row["cuped_diff"] == row["cuped_diff"]
+            cuped = v["estimate"] == "cuped"  # what the verdict rests on
             out.append(t("ab.value_result", lang, variant=variant, control=r.control,
                          diff=format_number(row["cuped_diff" if cuped else "diff"], lang, digits=2),
                          lo=format_number(row["cuped_ci_low" if cuped else "ci_low"], lang, digits=2),

@@ -62,10 +62,6 @@ class Hygiene:
         columns=["column", "variant", "usual_value", "rows_disagreeing"]))
 
     @property
-    def summary(self) -> pd.DataFrame:
-        """The rows and units removed by each rule (:attr:`counts`)."""
-        return self.counts
-
     def _repr_html_(self) -> str:
         return self.counts.to_html(index=False)
 
@@ -650,7 +646,7 @@ def _estimate(row: Mapping) -> dict:
 
 
 def verdict(binary_or_continuous_row, *, srm_p: float | None, srm_threshold: float = 0.001, alpha: float = 0.05,
-            power: float | None = None, mde: float | None = None) -> dict:
+            power: float | None = None, mde: float | None = None, target_power: float = MIN_POWER) -> dict:
     """Ship, do not ship, or inconclusive, with the reasons as codes and numbers (the report words them).
 
     Rules, in order:
@@ -676,6 +672,8 @@ def verdict(binary_or_continuous_row, *, srm_p: float | None, srm_threshold: flo
     power : float, optional
         The achieved power; when omitted and ``mde`` is given it is computed for a binary row from its
         ``rate_control``, ``n_control`` and ``n`` (:func:`achieved_power`).
+    target_power : float, default 0.8
+        Below it an inconclusive result is also ``underpowered`` (``ab_test.power``).
     mde : float, optional
         The smallest absolute lift worth detecting.
 
@@ -706,8 +704,8 @@ def verdict(binary_or_continuous_row, *, srm_p: float | None, srm_threshold: flo
     else:
         decision = "inconclusive"
         reasons.append({"code": "no_significant_difference", "p": p, "diff": diff, "ci": est["ci"], "alpha": alpha})
-        if power is not None and power < MIN_POWER:
-            reasons.append({"code": "underpowered", "power": float(power), "mde": mde, "target": MIN_POWER})
+        if power is not None and power < target_power:
+            reasons.append({"code": "underpowered", "power": float(power), "mde": mde, "target": target_power})
     if srm_failed:
         decision = "inconclusive"
     return _native({"decision": decision, "reasons": reasons, "estimate": est["estimate"], "diff": diff,
@@ -743,7 +741,8 @@ def _records(df: pd.DataFrame | None) -> list[dict] | None:
 def ab_summary_json(hygiene: Hygiene, srm: tuple[float, float], binary: pd.DataFrame, *,
                     continuous: pd.DataFrame | None = None, bayes: pd.DataFrame | None = None,
                     segments: tuple[pd.DataFrame, bool] | None = None, alpha: float = 0.05,
-                    srm_threshold: float = 0.001, mde: float | None = None) -> dict:
+                    srm_threshold: float = 0.001, mde: float | None = None,
+                    verdicts: Mapping[str, dict] | None = None) -> dict:
     """The content of ``data/ab_test.json`` (DESIGN.md), JSON-native types only (missing numbers are null).
 
     With several treatments the top-level comparison is the one with the smallest Holm-adjusted p-value (the first
@@ -763,6 +762,9 @@ def ab_summary_json(hygiene: Hygiene, srm: tuple[float, float], binary: pd.DataF
         From :func:`segment_breakdown`: the flag is included as ``simpson_paradox``, the table as ``segments``.
     alpha, srm_threshold, mde :
         As for :func:`verdict`.
+    verdicts : mapping, optional
+        Treatment -> :func:`verdict`, when the report decided on another outcome (``value``) or power target: the
+        file then carries the report's decisions. By default each binary row's own verdict.
 
     Returns
     -------
@@ -779,7 +781,8 @@ def ab_summary_json(hygiene: Hygiene, srm: tuple[float, float], binary: pd.DataF
     control = str(binary["variant"].iloc[0])
     comparisons = []
     for _, r in binary.iloc[1:].iterrows():
-        v = verdict(r, srm_p=srm_p, srm_threshold=srm_threshold, alpha=alpha, mde=mde)
+        v = (verdicts or {}).get(r["variant"]) or verdict(r, srm_p=srm_p, srm_threshold=srm_threshold, alpha=alpha,
+                                                           mde=mde)
         comparisons.append(_native({
             "treatment": r["variant"], "diff": r["diff"], "diff_ci": [r["diff_ci_low"], r["diff_ci_high"]],
             "relative_lift": r["relative_lift"], "relative_lift_ci": [r["lift_ci_low"], r["lift_ci_high"]],
@@ -818,3 +821,19 @@ def ab_summary_json(hygiene: Hygiene, srm: tuple[float, float], binary: pd.DataF
     if segments is not None:
         out["segments"], out["simpson_paradox"] = _records(segments[0]), bool(segments[1])
     return _native(out)
+
+
+def value_summary_json(srm: tuple[float, float], continuous: pd.DataFrame, *, control: str,
+                       verdicts: Mapping[str, dict], srm_threshold: float = 0.001) -> dict:
+    """``data/ab_test.json`` for an experiment with only a ``value`` outcome: DESIGN's conversion keys stay out.
+
+    Returns
+    -------
+    dict
+        ``srm_chi2``, ``srm_p_value``, ``srm_failed``, ``control``, ``test`` ("welch"), ``continuous`` (records of
+        :func:`continuous_comparison`) and ``decisions`` (treatment -> :func:`verdict`); JSON-native (NaN as null).
+    """
+    chi2, srm_p = srm
+    return _native({"srm_chi2": chi2, "srm_p_value": srm_p, "control": control, "test": "welch",
+                    "srm_failed": bool(not math.isnan(_num(srm_p)) and srm_p < srm_threshold),
+                    "continuous": _records(continuous), "decisions": dict(verdicts)})

@@ -551,20 +551,15 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
                        key=key)
 
 
-def activity_log_for(params, cleaned: dict) -> ActivityLog | None:
+def activity_log_for(params, cleaned: dict, as_of: pd.Timestamp | None) -> ActivityLog | None:
     """:func:`load_activity_log` for a run: ``data.activities`` against the cleaned opportunities (None without
-    either), open deals cut off at the run's analysis date."""
-    from .funnel import data_as_of
-
+    either), open deals cut off at the run's analysis date ``as_of`` (:attr:`RunContext.as_of`)."""
     src = params.data.activities
     if src is None or "opportunities" not in cleaned:
         return None
-    opps = cleaned["opportunities"]
-    history = cleaned["stage_history"].data if "stage_history" in cleaned else None
-    f = params.features
-    return load_activity_log(src, opps.data, as_of=data_as_of(opps.data, history, f.as_of), windows=f.windows,
-                             days_before_close=f.days_before_close, placeholders=params.cleaning.placeholders,
-                             merged_ids=opps.merged_ids)
+    opps, f = cleaned["opportunities"], params.features
+    return load_activity_log(src, opps.data, as_of=as_of, windows=f.windows, days_before_close=f.days_before_close,
+                             placeholders=params.cleaning.placeholders, merged_ids=opps.merged_ids)
 
 
 def with_features(opportunities: pd.DataFrame, log: ActivityLog | None) -> pd.DataFrame:

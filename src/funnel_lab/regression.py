@@ -508,10 +508,6 @@ class LogitFit:
     alpha: float
     result: Any = None
 
-    @property
-    def problem_codes(self) -> list[str]:
-        return [p["code"] for p in self.problems]
-
 
 _LOGIT_COLUMNS = ["term", "coef", "std_err", "z", "p_value", "ci_low", "ci_high", "odds_ratio", "or_ci_low",
                   "or_ci_high"]
@@ -859,9 +855,8 @@ class LinearFit:
     problems : list of dict
         ``collinear_terms`` (``terms``) when design columns were left out.
     alpha : float
-    cov_type : str
-        ``"HC3"``.
     result : statsmodels results
+        Fitted with HC3 (heteroscedasticity-robust) standard errors.
     """
 
     formula: str
@@ -877,7 +872,6 @@ class LinearFit:
     log_outcome: bool
     problems: list[dict]
     alpha: float
-    cov_type: str = "HC3"
     result: Any = None
 
 

@@ -113,9 +113,8 @@ def summary_sentences(r: RegressionResult, lang: str) -> list[str]:
 def problem_sentence(problem: dict, lang: str) -> str:
     """A fitting problem explained, with what was done about it."""
     values = {k: ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in problem.items() if k != "code"}
-    for k in ("events_per_term",):
-        if k in values:
-            values[k] = format_number(values[k], lang, digits=1)
+    if "events_per_term" in values:
+        values["events_per_term"] = format_number(values["events_per_term"], lang, digits=1)
     return t(f"rg.problem.{problem['code']}", lang, **values)
 
 

@@ -26,6 +26,7 @@ from .config import (KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_yo
                      resolved_dict)
 from .i18n import catalogue, format_number, format_percent, t
 from .activities import activity_log_for, with_features
+from .funnel import data_as_of
 from .clean import clean_tables
 from .ingest import file_sha256, load_tables
 from .schemas import validate_tables
@@ -123,7 +124,9 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             raise ParamsError(f"--only {name}: this report is not part of this version yet")
     tables = load_tables(params)
     cleaned = clean_tables(tables, params)  # type and status errors stop the run here (exit 2), not in a notebook
-    log = activity_log_for(params, cleaned)  # so do an unreadable activity log and a clashing feature name
+    as_of = data_as_of(cleaned["opportunities"].data, cleaned["stage_history"].data if "stage_history" in cleaned
+                       else None, params.features.as_of) if "opportunities" in cleaned else None
+    log = activity_log_for(params, cleaned, as_of)  # so do an unreadable activity log and a clashing feature name
     audits = [c.audit for c in cleaned.values()] + ([log.audit] if log else [])
     plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned),
                 removed=[r for a in audits for r in a.to_dict("records") if r["rows_removed"] and r["step"] != "overall"])
@@ -144,7 +147,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_available"))
         elif only and name not in only:
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
-        elif spec.needs and not any(n in tables or (n == "activities" and log) for n in spec.needs):
+        elif spec.needs and not any(n in tables for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
         elif name == "50_targeting" and not _enough_outcomes(cleaned.get("opportunities")):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.too_few_closed"))

@@ -61,7 +61,7 @@ class RunContext:
     @cached_property
     def activity_log(self) -> ActivityLog | None:
         """The checked activity log and its behaviour features (None without ``data.activities``)."""
-        return activity_log_for(self.params, self.cleaned)
+        return activity_log_for(self.params, self.cleaned, self.as_of if "opportunities" in self.cleaned else None)
 
     @cached_property
     def opportunities(self) -> pd.DataFrame:
