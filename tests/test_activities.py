@@ -306,9 +306,13 @@ def test_salesforce_task_export_preset(tmp_path):
     assert log.quarantine["reason"].tolist() == ["opportunity_id is missing"]
 
 
-def test_agreement_with_the_benchmarks_sql_reference(tmp_path):
-    """funnel_lab's features against the hand-written DuckDB query of bench/activity_features.py, on its data."""
+@pytest.mark.parametrize("events_per_pass", [None, 50_000], ids=["one pass", "passes over slices"])
+def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, events_per_pass):
+    """funnel_lab's features against the hand-written DuckDB query of bench/activity_features.py, on its data; in one
+    aggregation pass, and in several (over 150,000 events up to their cut-offs, 50,000 a pass) as at 100M events."""
     import importlib.util
+
+    import funnel_lab.activities as act
 
     from conftest import ROOT
 
@@ -316,6 +320,8 @@ def test_agreement_with_the_benchmarks_sql_reference(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     ep, cp = bench.write_data(tmp_path, rows=300_000, deals=3_000)
+    if events_per_pass:
+        monkeypatch.setattr(act, "EVENTS_PER_PASS", events_per_pass)
     con = connect()
     ours = behaviour_features(con, f"read_parquet('{ep}')", f"read_parquet('{cp}')", windows=bench.WINDOWS)
     problems, summary = bench.compare(ours, bench.reference(ep, cp, bench.WINDOWS))

@@ -37,19 +37,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .coerce import parse_dates
 from .config import ParamsError, TableSource
 from .ingest import map_columns, map_values, snake_case
 
 __all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "connect", "cutoffs", "feature_definitions",
-           "feature_sql", "load_activity_log", "type_names", "activity_log_for", "with_features"]
+           "load_activity_log", "type_names", "activity_log_for", "with_features"]
 
 #: Memory DuckDB may use before spilling to disk. With Python and the result this keeps 100M events under 2 GB
-#: resident (bench/activity_features.py: 1.9 GB); at 1 GB the spilling costs a third more time.
+#: resident (bench/activity_features.py: 1.85 GB peak).
 MEMORY_LIMIT = "1500MB"
 #: DuckDB's memory while the features are copied into pandas.
 RESULT_MEMORY = "256MB"
+#: Compact events aggregated per pass (see :func:`behaviour_features`): at :data:`MEMORY_LIMIT`, two passes of 31M
+#: events (2.2M opportunity-type groups each) stay in memory where one of 63M spills (bench/activity_features.py).
+EVENTS_PER_PASS = 32_000_000
 #: Most activity types turned into features (the most frequent first); the rest count in ``activities_*`` only.
 MAX_TYPES = 25
 #: Share of sampled ``occurred_at`` cells that must parse for the column to be read as dates (the rest are
@@ -58,6 +62,8 @@ MIN_DATE_SHARE = 0.5
 #: What each feature counts, for the definitions table (the report words them).
 FEATURE_KINDS = ("type_window", "type_total", "type_recency", "type_value_window", "type_value_total",
                  "type_value_mean", "all_window", "all_total", "days_window", "days_total", "all_recency", "span")
+# the temporary tables behaviour_features() works in
+_CUTOFFS, _EVENTS, _TYPES, _DAYS, _RESULT = "_fl_cutoffs", "_fl_events", "_fl_types", "_fl_days", "_fl_result"
 _AUDIT_COLUMNS = ["step", "rows_in", "rows_out", "rows_removed", "rows_changed", "detail", "table"]
 
 
@@ -100,7 +106,7 @@ def _valued(name: str, has_value: bool | Collection[str]) -> bool:
 
 def feature_definitions(types: Mapping[str, Sequence[str]], windows: Sequence[int], *,
                         has_value: bool | Collection[str]) -> pd.DataFrame:
-    """Every feature :func:`feature_sql` makes, in its column order: ``feature, kind, activity_type, window``.
+    """Every feature :func:`behaviour_features` makes, in its column order: ``feature, kind, activity_type, window``.
 
     ``kind`` is one of :data:`FEATURE_KINDS`; ``activity_type`` lists the labels gathered (empty for the all-type
     features); ``window`` is N days (0 for up-to-the-cut-off features).
@@ -121,106 +127,84 @@ def feature_definitions(types: Mapping[str, Sequence[str]], windows: Sequence[in
         {"feature": "str", "kind": "str", "activity_type": "str", "window": "int64"})
 
 
-def feature_sql(events: str, cutoffs: str, *, types: Mapping[str, Sequence[str]], windows: Sequence[int],
-                has_value: bool | Collection[str], key: str = "opportunity_id") -> str:
-    """The DuckDB query that turns events into one row of features per opportunity.
+def _window_us(windows: Sequence[int]) -> dict[int, str]:
+    return {n: str(int(n) * 86_400_000_000) for n in windows}  # window length in microseconds
 
-    Parameters
-    ----------
-    events : str
-        A FROM-able relation: ``key``, ``activity_type``, ``occurred_at`` (TIMESTAMP) and, with ``has_value``,
-        ``value`` (DOUBLE).
-    cutoffs : str
-        A FROM-able relation: ``opportunity_id``, ``cutoff`` (TIMESTAMP, may be NULL) and ``account`` when ``key``
-        is ``"account"``.
-    types : mapping
-        Feature name -> activity-type labels (:func:`type_names`).
-    windows : sequence of int
-        Window lengths in days.
-    has_value : bool or collection of str
-        Whether to sum and average ``value``: for every type, or for the types (feature names) listed.
-    key : {"opportunity_id", "account"}
-        How events find their opportunities: directly, or through the account (an account's events count for each
-        of its opportunities, each up to its own cut-off).
 
-    Returns
-    -------
-    str
-        One row per ``cutoffs`` row, ordered by ``opportunity_id``; columns ``opportunity_id`` then
-        :func:`feature_definitions`' features.
-
-    Notes
-    -----
-    The events are read and joined to their cut-off once, into a compact form (an integer per opportunity, a small
-    type code, the event's age before the cut-off in microseconds and its calendar day counted back from the
-    cut-off's), and two small aggregations run on that: per opportunity and type (counts and sums per window, the
-    latest and earliest age), then pivoted; per opportunity and day (its youngest event), then counted per
-    window. Integer keys and a handful of aggregates per group keep the hash tables small enough to stay within
-    :data:`MEMORY_LIMIT` (spilling to disk beyond it) for a hundred million events.
-    """
+def _compact_events_sql(events: str, *, types: Mapping[str, Sequence[str]], any_value: bool, key: str) -> str:
+    """Events joined to their opportunity's cut-off, kept only up to it, in a compact form: ``i`` (the cut-off row),
+    ``k`` (the type's position in ``types``, -1 for the rest), ``age`` (microseconds before the cut-off), ``back``
+    (calendar days before the cut-off's day) and ``v`` (the value)."""
     code = " ".join(f"WHEN {_literal(label)} THEN {i}" for i, labels in enumerate(types.values()) for label in labels)
     type_code = f"CASE e.activity_type {code} ELSE -1 END" if code else "-1"
-    any_value = has_value is True or (not isinstance(has_value, bool) and bool(has_value))
-    value = "e.value" if any_value else "NULL::DOUBLE"
-    us = {n: f"{int(n) * 86_400_000_000}" for n in windows}  # window length in microseconds
-    per_type = ([f"count(*) FILTER (WHERE age < {us[n]}) AS n_{n}" for n in windows] + ["count(*) AS n_t",
-                "min(age) AS last_age", "max(age) AS first_age"])
-    if any_value:
-        per_type += [f"sum(v) FILTER (WHERE age < {us[n]}) AS v_{n}" for n in windows] + ["sum(v) AS v_t",
-                                                                                         "count(v) AS v_n"]
-    pivot, outer = [], []
-
-    def count(alias: str, expr: str) -> None:  # a count: 0 without events, missing without a cut-off
-        pivot.append(f"{expr} AS {_quote(alias)}")
-        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(p.{_quote(alias)}, 0) END AS {_quote(alias)}")
-
-    def plain(alias: str, expr: str, shown: str) -> None:
-        pivot.append(f"{expr} AS {_quote(alias)}")
-        outer.append(f"{shown} AS {_quote(alias)}")
-
-    for i, name in enumerate(types):
-        is_type = f"FILTER (WHERE k = {i})"
-        for n in windows:
-            count(f"{name}_{n}d", f"sum(n_{n}) {is_type}")
-        count(f"{name}_total", f"sum(n_t) {is_type}")
-        plain(f"days_since_last_{name}", f"min(last_age) {is_type}",
-              f"p.{_quote('days_since_last_' + name)} / 86400000000.0")
-        if _valued(name, has_value):
-            for n in windows:
-                count(f"{name}_value_{n}d", f"sum(v_{n}) {is_type}")
-            count(f"{name}_value_total", f"sum(v_t) {is_type}")
-            plain(f"{name}_value_mean", f"sum(v_t) {is_type} / nullif(sum(v_n) {is_type}, 0)",
-                  f"p.{_quote(name + '_value_mean')}")
-    for n in windows:
-        count(f"activities_{n}d", f"sum(n_{n})")
-    count("activities_total", "sum(n_t)")
-    # active days as bits: one 64-bit mask per opportunity and 64-day block of days counted back from the cut-off
-    # (a day's bit set when it has an event, or one inside the window), a twentieth of the groups of one row per day
-    bit = "(1::UBIGINT << (back % 64)::UBIGINT)"
-    masks = [f"bit_or(CASE WHEN age < {us[n]} THEN {bit} END) AS m_{n}" for n in windows] + [f"bit_or({bit}) AS m_t"]
-    days = [f"sum(bit_count(m_{n}))::BIGINT AS d_{n}" for n in windows] + ["sum(bit_count(m_t))::BIGINT AS d_t"]
-    for n in windows:
-        outer.append(f"CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(d.d_{n}, 0) END AS active_days_{n}d")
-    outer.append("CASE WHEN c.cutoff IS NULL THEN NULL ELSE coalesce(d.d_t, 0) END AS active_days_total")
-    plain("days_since_last_activity", "min(last_age)", "p.days_since_last_activity / 86400000000.0")
-    plain("touch_span_days", "max(first_age) - min(last_age)", "p.touch_span_days / 86400000000.0")
     join = "e.account = c.account" if key == "account" else "e.opportunity_id = c.opportunity_id"
     return f"""
-        WITH c AS (SELECT (row_number() OVER ())::INTEGER AS i, * FROM {cutoffs}),
-        e AS MATERIALIZED (
-            SELECT c.i, ({type_code})::SMALLINT AS k, epoch_us(c.cutoff) - epoch_us(e.occurred_at) AS age,
-                   (CAST(c.cutoff AS DATE) - CAST(e.occurred_at AS DATE))::INTEGER AS back, {value} AS v
-            FROM {events} AS e JOIN c ON {join}
-            WHERE e.occurred_at <= c.cutoff
-        ),
-        t AS (SELECT i, k, {", ".join(per_type)} FROM e GROUP BY i, k),
-        p AS (SELECT i, {", ".join(pivot)} FROM t GROUP BY i),
-        dd AS (SELECT i, {", ".join(masks)} FROM e GROUP BY i, back // 64),
-        d AS (SELECT i, {", ".join(days)} FROM dd GROUP BY i)
-        SELECT c.opportunity_id, {", ".join(outer)}
-        FROM c LEFT JOIN p ON p.i = c.i LEFT JOIN d ON d.i = c.i
-        ORDER BY c.opportunity_id
+        SELECT c.i, ({type_code})::SMALLINT AS k, epoch_us(c.cutoff) - epoch_us(e.occurred_at) AS age,
+               (CAST(c.cutoff AS DATE) - CAST(e.occurred_at AS DATE))::INTEGER AS back,
+               {"e.value" if any_value else "NULL::DOUBLE"} AS v
+        FROM {events} AS e JOIN {_CUTOFFS} AS c ON {join}
+        WHERE e.occurred_at <= c.cutoff"""
+
+
+def _type_pass_sql(windows: Sequence[int], where: str, *, values: bool) -> str:
+    """One row per opportunity and type: events per window and in all, the youngest and oldest age and, with
+    ``values``, value sums per window and in all and the count of values."""
+    us = _window_us(windows)
+    aggs = ([f"count(*) FILTER (WHERE age < {us[n]}) AS n_{n}" for n in windows]
+            + ["count(*) AS n_t", "min(age) AS last_age", "max(age) AS first_age"])
+    if values:
+        aggs += ([f"sum(v) FILTER (WHERE age < {us[n]}) AS v_{n}" for n in windows]
+                 + ["sum(v) AS v_t", "count(v) AS v_n"])
+    return f"SELECT i, k, {', '.join(aggs)} FROM {_EVENTS} {where} GROUP BY i, k"
+
+
+def _day_pass_sql(windows: Sequence[int], where: str) -> str:
+    """One row per opportunity: distinct calendar days with an event, per window and in all.
+
+    A day is in an N-day window when one of its events is (its age below N days). The days are first gathered as
+    bits, one 64-bit mask per opportunity and block of 64 days counted back from the cut-off's day: a twentieth of
+    the groups that one row per day would make.
     """
+    us = _window_us(windows)
+    bit = "(1::UBIGINT << (back % 64)::UBIGINT)"
+    masks = [f"bit_or({bit}) FILTER (WHERE age < {us[n]}) AS m_{n}" for n in windows] + [f"bit_or({bit}) AS m_t"]
+    days = [f"sum(bit_count(m_{n}))::BIGINT AS d_{n}" for n in windows] + ["sum(bit_count(m_t))::BIGINT AS d_t"]
+    return (f"SELECT i, {', '.join(days)} FROM (SELECT i, {', '.join(masks)} FROM {_EVENTS} {where} "
+            f"GROUP BY i, back // 64) GROUP BY i")
+
+
+def _result_sql(types: Mapping[str, Sequence[str]], windows: Sequence[int], has_value: bool | Collection[str]) -> str:
+    """The per-type rows pivoted into one row per opportunity (a join per type), with the day counts, in
+    :func:`feature_definitions`' column order, ordered by ``opportunity_id``."""
+    day = 86_400_000_000
+    alias = {name: f"t{j}" for j, name in enumerate(types)}
+    every = [*alias.values(), "tx"]  # tx: the types beyond MAX_TYPES, counted in the all-type features only
+
+    def count(expr: str, name: str) -> str:  # 0 without events, missing without a cut-off
+        return f"CASE WHEN c.cutoff IS NOT NULL THEN {expr} END AS {_quote(name)}"
+
+    def total(col: str) -> str:
+        return " + ".join(f"coalesce({t}.{col}, 0)" for t in every)
+
+    out = []
+    for name, t in alias.items():
+        out += [count(f"coalesce({t}.n_{n}, 0)", f"{name}_{n}d") for n in windows]
+        out += [count(f"coalesce({t}.n_t, 0)", f"{name}_total"),
+                f"{t}.last_age / {day}.0 AS {_quote('days_since_last_' + name)}"]
+        if _valued(name, has_value):
+            out += [count(f"coalesce({t}.v_{n}, 0)", f"{name}_value_{n}d") for n in windows]
+            out += [count(f"coalesce({t}.v_t, 0)", f"{name}_value_total"),
+                    f"{t}.v_t / nullif({t}.v_n, 0) AS {_quote(name + '_value_mean')}"]
+    out += [count(total(f"n_{n}"), f"activities_{n}d") for n in windows] + [count(total("n_t"), "activities_total")]
+    out += [count(f"coalesce(d.d_{n}, 0)", f"active_days_{n}d") for n in windows]
+    out += [count("coalesce(d.d_t, 0)", "active_days_total")]
+    last = f"least({', '.join(f'{t}.last_age' for t in every)})"  # least() skips missing values
+    first = f"greatest({', '.join(f'{t}.first_age' for t in every)})"
+    out += [f"{last} / {day}.0 AS days_since_last_activity", f"({first} - {last}) / {day}.0 AS touch_span_days"]
+    joins = [f"LEFT JOIN (SELECT * FROM {_TYPES} WHERE k = {j}) AS t{j} ON t{j}.i = c.i" for j in range(len(types))]
+    joins += [f"LEFT JOIN (SELECT * FROM {_TYPES} WHERE k = -1) AS tx ON tx.i = c.i",
+              f"LEFT JOIN {_DAYS} AS d ON d.i = c.i"]
+    return f"SELECT c.opportunity_id, {', '.join(out)} FROM {_CUTOFFS} AS c {' '.join(joins)} ORDER BY c.opportunity_id"
 
 
 def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int] = (30, 90),
@@ -232,16 +216,23 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
     ----------
     con : duckdb connection
         From :func:`connect`.
-    events, cutoffs : str
-        FROM-able relations as :func:`feature_sql` describes (a view name, ``read_parquet('...')``, ...).
+    events : str
+        A FROM-able relation (a view name, ``read_parquet('...')``, ...): ``opportunity_id`` (or ``account``),
+        ``activity_type``, ``occurred_at`` (TIMESTAMP) and, with values, ``value`` (DOUBLE).
+    cutoffs : str
+        A FROM-able relation: ``opportunity_id``, ``cutoff`` (TIMESTAMP, may be NULL) and ``account`` when ``key``
+        is ``"account"`` (:func:`cutoffs`).
     windows : sequence of int
         Window lengths in days.
     types : mapping, optional
         Feature name -> labels; by default every label in ``events`` (:func:`type_names`, the :data:`MAX_TYPES`
         most frequent).
     key : {"opportunity_id", "account"}
+        How events find their opportunities: directly, or through the account (an account's events count for each
+        of its opportunities, each up to its own cut-off).
     has_value : bool or collection of str, optional
-        As for :func:`feature_sql`; default: whether ``events`` has a ``value`` column.
+        Whether to sum and average ``value``: for every type, or for the types (feature names) listed; default:
+        whether ``events`` has a ``value`` column.
 
     Returns
     -------
@@ -253,6 +244,17 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
     --------
     >>> con = connect()  # doctest: +SKIP
     >>> behaviour_features(con, "read_parquet('events.parquet')", "read_parquet('cutoffs.parquet')")  # doctest: +SKIP
+
+    Notes
+    -----
+    The events are read and joined to their cut-off once, into a compact temporary table (an integer per
+    opportunity, a small type code, the event's age before the cut-off in microseconds and its calendar day counted
+    back from the cut-off's). Two aggregations run on it, in passes over slices of the opportunities
+    (:data:`EVENTS_PER_PASS`): per opportunity and type (counts and value sums per window, the youngest and oldest
+    age), and per opportunity (active days, from one bit mask per 64 days). The per-type rows are then joined into
+    columns. Integer keys, few aggregates per group and passes that fit in memory keep a hundred million events
+    within :data:`MEMORY_LIMIT` and faster than one plain query with all the memory it wants
+    (``bench/activity_features.py``).
     """
     if types is None:
         labels = con.sql(f"SELECT activity_type, count(*) AS n FROM {events} WHERE activity_type IS NOT NULL "
@@ -260,17 +262,37 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
         types = dict(list(type_names([label for label, _ in labels]).items())[:MAX_TYPES])
     if has_value is None:
         has_value = "value" in con.sql(f"SELECT * FROM {events} LIMIT 0").columns
+    any_value = has_value is True or (not isinstance(has_value, bool) and bool(has_value))
     limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE behaviour_features_result AS "
-                f"{feature_sql(events, cutoffs, types=types, windows=windows, has_value=has_value, key=key)}")
-    # Before pandas copies the result, DuckDB gives back the memory its hash tables held (the table spills instead),
-    # so that the two never sit side by side at full size: a hundred million events stay under 2 GB resident.
-    con.execute(f"SET memory_limit = '{RESULT_MEMORY}'")
     try:
-        frame = con.sql("SELECT * FROM behaviour_features_result").df()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_CUTOFFS} AS "
+                    f"SELECT (row_number() OVER ())::INTEGER AS i, * FROM {cutoffs}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_EVENTS} AS "
+                    f"{_compact_events_sql(events, types=types, any_value=any_value, key=key)}")
+        rows = con.execute(f"SELECT count(*) FROM {_EVENTS}").fetchall()[0][0]
+        # Aggregated in passes over slices of the opportunities, each small enough to stay in memory: one pass
+        # spilling its hash tables to disk takes twice as long as two that do not.
+        passes = max(1, -(-rows // EVENTS_PER_PASS))
+        for p in range(passes):
+            where = f"WHERE i % {passes} = {p}" if passes > 1 else ""
+            for table, sql in ((_TYPES, _type_pass_sql(windows, where, values=any_value)),
+                               (_DAYS, _day_pass_sql(windows, where))):
+                con.execute(f"CREATE TEMP TABLE {table} AS {sql}" if p == 0 else f"INSERT INTO {table} {sql}")
+        con.execute(f"DROP TABLE {_EVENTS}")
+        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {_result_sql(types, windows, has_value)}")
+        for table in (_CUTOFFS, _TYPES, _DAYS):
+            con.execute(f"DROP TABLE {table}")
+        # Before pandas copies the result, DuckDB gives back the memory it held (the table spills instead), so that
+        # the two never sit side by side at full size: a hundred million events stay under 2 GB resident.
+        con.execute(f"SET memory_limit = '{RESULT_MEMORY}'")
+        # through Arrow: DuckDB's own .df() takes seconds for a million rows x 50; self_destruct frees each Arrow
+        # column once pandas has it
+        frame = con.sql(f"SELECT * FROM {_RESULT}").to_arrow_table().to_pandas(
+            types_mapper={pa.int64(): pd.Int64Dtype()}.get, self_destruct=True, split_blocks=True)
     finally:
         con.execute(f"SET memory_limit = '{limit}'")
-        con.execute("DROP TABLE behaviour_features_result")
+        for table in (_CUTOFFS, _EVENTS, _TYPES, _DAYS, _RESULT):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     defs = feature_definitions(types, windows, has_value=has_value)
     counts = set(defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
                                              "days_total"]), "feature"])
