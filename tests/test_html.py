@@ -16,6 +16,8 @@ def test_demo_run_writes_the_contract_files(demo_run):
     assert (demo_run / "index.html").is_file() and (demo_run / "manifest.json").is_file()
     assert (demo_run / "00_data_quality.html").is_file() and (demo_run / "00_data_quality.ipynb").is_file()
     assert (demo_run / "data" / "column_profile.csv").is_file()
+    # the activity log kept for the notebooks is gone with the run
+    assert (demo_run / "data" / "behaviour_features.csv").is_file() and not (demo_run / ".cache").exists()
 
 
 def test_every_page_is_offline_and_has_no_code(demo_run):

@@ -30,6 +30,8 @@ Counts are 0 for a deal without events; every feature is missing for a deal with
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +43,11 @@ import pyarrow as pa
 
 from .coerce import parse_dates
 from .config import ParamsError, TableSource
-from .ingest import map_columns, map_values, snake_case
+from .ingest import file_sha256, map_columns, map_values, snake_case
 
-__all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "connect", "cutoffs", "feature_definitions",
-           "load_activity_log", "type_names", "activity_log_for", "with_features"]
+__all__ = ["ActivityLog", "FEATURE_KINDS", "activity_log_for", "activity_log_key", "behaviour_features", "connect",
+           "cutoffs", "feature_definitions", "load_activity_log", "load_saved_activity_log", "save_activity_log",
+           "saved_log_dir", "source_sha256", "type_names", "with_features"]
 
 #: Memory DuckDB may use before spilling to disk. With Python and the result this keeps 100M events under 2 GB
 #: resident (bench/activity_features.py: 1.85 GB peak).
@@ -366,9 +369,16 @@ class ActivityLog:
     key: str
 
 
+def source_sha256(src: TableSource) -> str:
+    """The SHA-256 of the activity file, or of the database and query for a SQL source."""
+    if src.path is not None:
+        return file_sha256(src.path)
+    return hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
+
+
 def _raw_relation(con, src: TableSource) -> tuple[str, str]:
     """Register the source as view ``raw_events``; returns (where it was read, its sha256)."""
-    from .ingest import _decode_sample, file_sha256, read_raw
+    from .ingest import _decode_sample, read_raw
 
     if src.sql is not None:
         db = str(src.database)
@@ -382,9 +392,7 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str]:
             except Exception as e:
                 raise ParamsError(f"data.activities: the query {src.sql!r} failed in {db}: "
                                   f"{str(e).strip().splitlines()[0]}") from None
-            import hashlib
-
-            return f"sql @ {db}", hashlib.sha256(f"{db}\n{src.sql}".encode()).hexdigest()
+            return f"sql @ {db}", source_sha256(src)
     else:
         path = Path(src.path)
         if not path.is_file():
@@ -392,7 +400,7 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str]:
         if path.stat().st_size == 0:
             raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
         suffix = path.suffix.lower()
-        sha = file_sha256(path)
+        sha = source_sha256(src)
         if suffix == ".parquet":
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_parquet({_literal(str(path))})")
             return str(path), sha
@@ -410,9 +418,7 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str]:
                           f"(first: line {rejected['line'].iloc[0]})")
     con.register("raw_events_frame", raw)
     con.execute("CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM raw_events_frame")
-    where = str(src.path) if src.path else f"sql @ {src.database}"
-    sha = file_sha256(src.path) if src.path else ""
-    return where, sha
+    return (str(src.path) if src.path else f"sql @ {src.database}"), source_sha256(src)
 
 
 def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -> str:
@@ -571,6 +577,61 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
                        [["activity_type", "name", "events"]],
                        features=features, definitions=feature_definitions(types, windows, has_value=valued),
                        key=key)
+
+
+#: The run folder's working folder, removed when the run ends: the activity log kept for the run's notebooks.
+RUN_CACHE = ".cache"
+_SAVED_FRAMES = ("column_map", "audit", "quarantine", "types", "features", "definitions")
+
+
+def activity_log_key(params, tables: Mapping, activities_sha256: str) -> str:
+    """What a run's activity log is computed from, as one SHA-256: the resolved params, the checksums of the input
+    tables (and their lookups) and of the activity source, and this module's code.
+
+    ``tables`` is :func:`funnel_lab.ingest.load_tables`' result.
+    """
+    from .config import resolved_dict
+
+    inputs = sorted([t.sha256 for t in tables.values()] + [j["sha256"] for t in tables.values() for j in t.joins or []])
+    blob = json.dumps({"params": resolved_dict(params), "inputs": inputs, "activities": activities_sha256,
+                       "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def saved_log_dir(run_dir: Path) -> Path:
+    """Where a run keeps its activity log for its notebooks."""
+    return Path(run_dir) / RUN_CACHE / "activity_log"
+
+
+def save_activity_log(log: ActivityLog, folder: Path, key: str) -> bool:
+    """Keep ``log`` in ``folder`` (Parquet and JSON) for the run's notebooks, under ``key``
+    (:func:`activity_log_key`). False, and nothing kept, when a table cannot be written as Parquet."""
+    from . import files
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in _SAVED_FRAMES:
+            getattr(log, name).to_parquet(folder / f"{name}.parquet", index=False)
+    except (pa.ArrowException, ValueError, TypeError):  # e.g. a quarantined column of mixed types
+        for name in _SAVED_FRAMES:
+            (folder / f"{name}.parquet").unlink(missing_ok=True)
+        return False
+    # written last: a log.json names a complete set of tables
+    files.write_json(folder / "log.json", {"key": key, "source": log.source, "sha256": log.sha256, "rows": log.rows,
+                                           "join_key": log.key})
+    return True
+
+
+def load_saved_activity_log(folder: Path, key: str) -> ActivityLog | None:
+    """The log :func:`save_activity_log` kept in ``folder`` under ``key``, else None."""
+    try:
+        meta = json.loads((folder / "log.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key:
+        return None
+    return ActivityLog(source=meta["source"], sha256=meta["sha256"], rows=meta["rows"], key=meta["join_key"],
+                       **{name: pd.read_parquet(folder / f"{name}.parquet") for name in _SAVED_FRAMES})
 
 
 def activity_log_for(params, cleaned: dict, as_of: pd.Timestamp | None) -> ActivityLog | None:

@@ -25,7 +25,8 @@ from . import __version__, files
 from .config import (KERNEL_NAME, NOTEBOOKS, TABLES, Params, ParamsError, did_you_mean, load_params, masked_dict,
                      resolved_dict)
 from .i18n import catalogue, format_number, format_percent, t
-from .activities import activity_log_for, with_features
+from .activities import (RUN_CACHE, ActivityLog, activity_log_for, activity_log_key, save_activity_log, saved_log_dir,
+                         with_features)
 from .funnel import data_as_of
 from .clean import clean_tables
 from .ingest import file_sha256, load_tables
@@ -92,6 +93,8 @@ class Plan:
     notebooks: dict[str, Path] = field(default_factory=dict)
     validation: pd.DataFrame | None = None
     removed: list[dict] = field(default_factory=list)  # audit rows of the cleaning steps that removed rows
+    activity_log: ActivityLog | None = None
+    activity_key: str = ""  # activities.activity_log_key: what the log was computed from
 
 
 def default_notebooks_dir() -> Path:
@@ -130,6 +133,8 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     audits = [c.audit for c in cleaned.values()] + ([log.audit] if log else [])
     plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned),
                 removed=[r for a in audits for r in a.to_dict("records") if r["rows_removed"] and r["step"] != "overall"])
+    if log is not None:
+        plan.activity_log, plan.activity_key = log, activity_log_key(params, tables, log.sha256)
     opportunities = with_features(cleaned["opportunities"].data, log) if "opportunities" in cleaned else None
     plan.inputs = [
         {"table": name, "path": tbl.source, "sha256": tbl.sha256,
@@ -353,7 +358,7 @@ def run_reports(
     out_root = Path(out or Path.cwd() / "reports").resolve()
     run_dir = out_root / params.run_name
     # results of an earlier run must not pass for this run's: clear them (the inputs live elsewhere)
-    for stale in ["data", ".headlines"]:
+    for stale in ["data", ".headlines", RUN_CACHE]:
         shutil.rmtree(run_dir / stale, ignore_errors=True)
     for stale in run_dir.glob("[0-9][0-9]_*.*"):
         stale.unlink()
@@ -369,14 +374,19 @@ def run_reports(
     results = {r.name: r for r in plan.skipped}
     _write_run_pages(run_dir, manifest, results, params)
 
+    if plan.activity_log is not None and plan.run:
+        # the notebooks take the activity features from here instead of aggregating the events again
+        save_activity_log(plan.activity_log, saved_log_dir(run_dir), plan.activity_key)
     todo = [Job(n, plan.notebooks[n], run_dir, params_file, out_root, params.language) for n in plan.run]
     print(f"funnel-lab: {params.run_name}: {len(todo)} report(s), {max(1, jobs)} at a time -> {run_dir}",
           file=progress, flush=True)
-    for i, res in enumerate(_execute_all(todo, jobs), start=1):
-        results[res.name] = res
-        line = f"[{i}/{len(todo)}] {res.name:<24} {res.status:<6} {res.seconds:6.1f} s"
-        print(line + (f"  {res.error.splitlines()[0][:160]}" if res.error else ""), file=progress, flush=True)
-
+    try:
+        for i, res in enumerate(_execute_all(todo, jobs), start=1):
+            results[res.name] = res
+            line = f"[{i}/{len(todo)}] {res.name:<24} {res.status:<6} {res.seconds:6.1f} s"
+            print(line + (f"  {res.error.splitlines()[0][:160]}" if res.error else ""), file=progress, flush=True)
+    finally:
+        shutil.rmtree(run_dir / RUN_CACHE, ignore_errors=True)
     # The raw exports are never written to; the manifest shows it with a second checksum after the run.
     for entry in manifest["inputs"]:
         if Path(entry["path"]).is_file():

@@ -13,7 +13,8 @@ from pandas.io.formats.style import Styler
 from IPython.display import HTML, Markdown, display
 
 from . import files
-from .activities import ActivityLog, activity_log_for, with_features
+from .activities import (ActivityLog, activity_log_for, activity_log_key, load_saved_activity_log, saved_log_dir,
+                         source_sha256, with_features)
 from .config import Params, ParamsError, load_params
 from .i18n import catalogue, format_number, format_p, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
@@ -60,7 +61,14 @@ class RunContext:
 
     @cached_property
     def activity_log(self) -> ActivityLog | None:
-        """The checked activity log and its behaviour features (None without ``data.activities``)."""
+        """The checked activity log and its behaviour features (None without ``data.activities``): the one the
+        runner kept for this run when it was computed from the same params, inputs and code, else computed here."""
+        src = self.params.data.activities
+        if src is not None and "opportunities" in self.cleaned:
+            key = activity_log_key(self.params, self.tables, source_sha256(src))
+            saved = load_saved_activity_log(saved_log_dir(self.run_dir), key)
+            if saved is not None:
+                return saved
         return activity_log_for(self.params, self.cleaned, self.as_of if "opportunities" in self.cleaned else None)
 
     @cached_property
