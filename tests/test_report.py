@@ -105,3 +105,22 @@ def test_rerun_gives_identical_data_files(demo_project, tmp_path):
 
     first, second = data_digest(tmp_path / "a"), data_digest(tmp_path / "b")
     assert first and first == second
+
+
+def test_targeting_is_planned_on_the_outcome_it_will_model(demo_project):
+    """The planner counts the rows run_targeting learns from for targeting.outcome, not the won/lost status."""
+    import pandas as pd
+
+    from funnel_lab.config import ParamsError
+    from funnel_lab.report import _enough_outcomes, plan_run
+
+    deals = pd.DataFrame({"status": ["won", "lost"] * 30, "renewed": [1] * 5 + [0] * 55,
+                          "upsold": [True] * 20 + [False] * 40})
+    assert _enough_outcomes(deals, "won")  # 30 won and 30 lost
+    assert not _enough_outcomes(deals, "renewed")  # 5 of 60: fewer than 10 of one outcome
+    assert _enough_outcomes(deals, "upsold")  # yes/no read as 1/0: 20 and 40
+    params = demo_project / "params" / "demo.yaml"
+    with pytest.raises(ParamsError, match=r"targeting\.outcome: unknown column 'nosuch'"):
+        plan_run([params], overrides=["targeting.outcome=nosuch"], only=["50_targeting"])
+    with pytest.raises(ParamsError, match=r"targeting\.outcome: the column 'amount' must hold 0/1 or yes/no"):
+        plan_run([params], overrides=["targeting.outcome=amount"], only=["50_targeting"])

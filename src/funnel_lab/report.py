@@ -154,7 +154,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.not_selected"))
         elif spec.needs and not any(n in tables for n in spec.needs):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_input"))
-        elif name == "50_targeting" and not _enough_outcomes(cleaned.get("opportunities")):
+        elif name == "50_targeting" and not _enough_outcomes(opportunities, params.targeting.outcome):
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.too_few_closed"))
         elif name == "30_regression" and params.regression.formula is None:
             plan.skipped.append(NotebookResult(name, "skipped", reason="index.skip.no_formula"))
@@ -187,15 +187,29 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     return plan
 
 
-def _enough_outcomes(opportunities) -> bool:
-    """A tree needs closed deals of both outcomes to learn from (the thresholds ``run_targeting`` enforces)."""
+def _enough_outcomes(opportunities: pd.DataFrame | None, outcome: str) -> bool:
+    """A tree needs closed deals of both outcomes to learn from: the rows and thresholds ``run_targeting`` uses for
+    ``targeting.outcome``.
+
+    Raises
+    ------
+    ParamsError
+        ``targeting.outcome`` names no column, or one that is not 0/1.
+    """
+    from .regression import analysis_frame
     from .targeting import MIN_CLOSED, MIN_PER_CLASS
 
     if opportunities is None:
         return False
-    counts = opportunities.data["status"].value_counts()
-    won, lost = int(counts.get("won", 0)), int(counts.get("lost", 0))
-    return won + lost >= MIN_CLOSED and min(won, lost) >= MIN_PER_CLASS
+    try:
+        y = analysis_frame(opportunities, outcome).data[outcome]
+    except ValueError as e:
+        raise ParamsError(f"targeting.{e}") from None
+    if not y.isin([0, 1]).all():
+        odd = sorted({str(v) for v in y[~y.isin([0, 1])]})[:5]
+        raise ParamsError(f"targeting.outcome: the column '{outcome}' must hold 0/1 or yes/no; found {', '.join(odd)}")
+    wins = int((y == 1).sum())
+    return len(y) >= MIN_CLOSED and min(wins, len(y) - wins) >= MIN_PER_CLASS
 
 
 def _check_kernel() -> None:
