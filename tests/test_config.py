@@ -133,3 +133,9 @@ def test_stage_model_in_its_own_file_with_paths_relative_to_it(tmp_path):
     p = load_params([write(tmp_path / "params" / "p.yaml", "stages: ../models/v1.yaml\n")])
     assert p.stages.order == ["a", "b"] and p.stages.rules["b"] == "x > 1"
     assert p.stages.compare_with == (tmp_path / "models" / "v0.yaml").resolve()
+
+
+def test_an_activity_log_without_opportunities_is_refused(tmp_path):
+    p = write(tmp_path / "p.yaml", "data:\n  activities: {path: events.csv}\n  experiment: {path: exp.csv}\n")
+    with pytest.raises(ParamsError, match=r"key 'data': `activities` needs `opportunities`"):
+        load_params([p])

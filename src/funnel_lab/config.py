@@ -90,6 +90,10 @@ class Data(_Strict):
     activities: TableSource | None = None
     experiment: TableSource | None = None
 
+    def model_post_init(self, __context: Any) -> None:
+        if self.activities is not None and self.opportunities is None:
+            raise ValueError("`activities` needs `opportunities`: behaviour features are counted per opportunity")
+
 
 class FuzzyDedupe(_Strict):
     columns: list[str]
