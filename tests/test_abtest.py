@@ -424,3 +424,16 @@ def test_ab_udacity(shared_data):
     summary = ab.ab_summary_json(h, srm, out.reset_index())
     assert summary["decision"] == "inconclusive" and summary["srm_p_value"] > 0.5
     json.dumps(summary, allow_nan=False)
+
+
+def test_hygiene_and_exclusions_agree_on_a_tied_usual_value():
+    """A variant whose two pages tie: both the hygiene table and the exclusions take the first in sort order."""
+    from funnel_lab.quality import experiment_hygiene
+
+    df = pd.DataFrame({"unit_id": [f"u{i}" for i in range(42)], "variant": ["A", "A"] + ["B"] * 40,
+                       "page": ["p2", "p1"] + ["p3"] * 40, "converted": [0, 1] * 21})
+    odd = experiment_hygiene(df)["mismatches"]
+    assert odd[["column", "variant", "value", "rows"]].values.tolist() == [["page", "A", "p2", 1]]
+    h = ab.clean_assignment(df)
+    assert h.excluded["unit_id"].tolist() == ["u0"] and h.excluded["reason"].tolist() == ["assignment_mismatch"]
+    assert h.mirrors.set_index("variant").loc["A", "usual_value"] == "p1"

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from .quality import experiment_hygiene
+from .quality import experiment_hygiene, variant_values
 from .stages import wilson_interval
 
 #: The exclusion rules of :func:`clean_assignment`, in the order they are applied.
@@ -66,13 +66,6 @@ class Hygiene:
         return self.counts.to_html(index=False)
 
 
-def _usual_values(df: pd.DataFrame, col: str) -> pd.Series:
-    """The most frequent value of ``col`` per variant (ties: the first in sort order), as in ``experiment_hygiene``."""
-    pairs = df.groupby(["variant", col], dropna=False, sort=True).size().rename("rows").reset_index()
-    usual = pairs.sort_values("rows", ascending=False, kind="stable").drop_duplicates("variant")
-    return usual.set_index("variant")[col]
-
-
 def clean_assignment(experiment: pd.DataFrame, *, min_agreement: float = 0.9) -> Hygiene:
     """Exclude the rows that cannot be analysed as one unit in one arm, each with its reason; drop nothing silently.
 
@@ -118,7 +111,7 @@ def clean_assignment(experiment: pd.DataFrame, *, min_agreement: float = 0.9) ->
     mirrors = []
     if found is not None and len(found):
         for col in dict.fromkeys(found["column"]):
-            usual = _usual_values(live, col)
+            usual = variant_values(live, col)[1].set_index("variant")[col]
             expected = live["variant"].map(usual)
             bad = live[col].notna() & (expected.isna() | (live[col] != expected).fillna(True))
             bad = bad & reason.loc[live.index].isna()  # a row is excluded once, by its first failing column

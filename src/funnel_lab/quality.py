@@ -96,6 +96,13 @@ def status_counts(cleaned: dict[str, Cleaned]) -> dict[str, int]:
     return out
 
 
+def variant_values(df: pd.DataFrame, col: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows per variant and value of ``col`` (``variant, <col>, rows``, missing values included), and the same
+    cut to each variant's usual value: its most frequent (ties: the first in sort order)."""
+    pairs = df.groupby(["variant", col], dropna=False, sort=True).size().rename("rows").reset_index()
+    return pairs, pairs.sort_values("rows", ascending=False, kind="stable").drop_duplicates("variant")
+
+
 def experiment_hygiene(df: pd.DataFrame, *, min_agreement: float = 0.9) -> dict[str, pd.DataFrame]:
     """What an A/B table's assignment looks like before any test: repeated units and inconsistent rows.
 
@@ -112,8 +119,7 @@ def experiment_hygiene(df: pd.DataFrame, *, min_agreement: float = 0.9) -> dict[
     for col in df.columns:
         if col in ("unit_id", "variant") or df[col].nunique() > 20 or df[col].nunique() < 2:
             continue
-        pairs = df.groupby(["variant", col], dropna=False).size().rename("rows").reset_index()
-        usual = pairs.sort_values("rows", ascending=False).drop_duplicates("variant")
+        pairs, usual = variant_values(df, col)
         if usual[col].nunique() < len(usual):
             continue  # two variants share their usual value: this column does not follow the variant
         agree = usual["rows"].sum() / len(df)
