@@ -181,7 +181,6 @@ def _funnel_lab_part(inbox, queue) -> None:
         act = _load(impl)
         start = time.perf_counter()
         con = act.connect()
-        con.execute("SET enable_progress_bar = false")  # quiet, as the reference's connection
         frame = act.behaviour_features(con, events=f"read_parquet({_sql_str(ep)})",
                                        cutoffs=f"read_parquet({_sql_str(cp)})", windows=windows)
         seconds = time.perf_counter() - start

@@ -74,9 +74,14 @@ def connect(memory_limit: str = MEMORY_LIMIT):
     """A DuckDB connection with funnel_lab's limits: bounded memory, spilling to a private temporary folder."""
     import duckdb
 
-    return duckdb.connect(config={"memory_limit": memory_limit,
-                                  # one shared folder: DuckDB names its spill files uniquely and removes them
-                                  "temp_directory": str(Path(tempfile.gettempdir()) / "funnel_lab_duckdb")})
+    con = duckdb.connect(config={"memory_limit": memory_limit,
+                                 # one shared folder: DuckDB names its spill files uniquely and removes them
+                                 "temp_directory": str(Path(tempfile.gettempdir()) / "funnel_lab_duckdb")})
+    try:
+        con.execute("SET enable_progress_bar = false")  # a scheduler's log is no place for progress bars
+    except duckdb.Error:
+        pass  # Jupyter refuses the setting; without ipywidgets it draws no bar there anyway
+    return con
 
 
 def _quote(name: str) -> str:
@@ -377,7 +382,15 @@ def source_sha256(src: TableSource) -> str:
 
 
 def _raw_relation(con, src: TableSource) -> tuple[str, str]:
-    """Register the source as view ``raw_events``; returns (where it was read, its sha256)."""
+    """Register the source as view ``raw_events``, and as ``numbered_events`` with the row number ``_row`` (from 1)
+    first; returns (where it was read, its sha256)."""
+    where, sha = _source_view(con, src)
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'numbered_events'").fetchall()[0][0]:
+        con.execute("CREATE TEMP VIEW numbered_events AS SELECT row_number() OVER () AS _row, * FROM raw_events")
+    return where, sha
+
+
+def _source_view(con, src: TableSource) -> tuple[str, str]:
     from .ingest import _decode_sample, read_raw
 
     if src.sql is not None:
@@ -403,6 +416,9 @@ def _raw_relation(con, src: TableSource) -> tuple[str, str]:
         sha = source_sha256(src)
         if suffix == ".parquet":
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_parquet({_literal(str(path))})")
+            # the file's own row numbers, read in parallel: row_number() over a whole scan runs on one thread
+            con.execute(f"CREATE OR REPLACE TEMP VIEW numbered_events AS SELECT file_row_number + 1 AS _row, "
+                        f"* EXCLUDE (file_row_number) FROM read_parquet({_literal(str(path))}, file_row_number = true)")
             return str(path), sha
         if suffix in (".csv", ".tsv", ".txt"):
             enc = _decode_sample(path, src.encoding)[0]
@@ -529,35 +545,39 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     merged = merged_ids if merged_ids is not None and key == "opportunity_id" else pd.Series(dtype="str")
     con.register("merged_ids", pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()}))
     ident = text(key)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW checked AS
-        WITH r AS (
-            SELECT raw.*, {ident} AS _id_raw, coalesce(m.new, {ident}) AS _id, t.mapped AS _type, {ts} AS _ts,
-                   {value} AS _value, {text('occurred_at') if kind.startswith('VARCHAR') else 'NULL'} AS _ts_text
-            FROM (SELECT row_number() OVER () AS _row, * FROM raw_events) AS raw
-            LEFT JOIN type_map AS t ON t.label = {text('activity_type')}
-            LEFT JOIN merged_ids AS m ON m.old = {ident}
-        )
-        -- a mark join (IN) rather than a third outer join: filtering on an outer join's match lets the optimiser
-        -- reorder the joins into a nested loop
-        SELECT *, _id IN (SELECT id FROM known_ids) AS _known FROM r
-    """)
     reason = (f"CASE WHEN _ts IS NULL AND _ts_text IS NULL THEN 'occurred_at is missing' "
               f"WHEN _ts IS NULL THEN 'occurred_at is not a date: ' || _ts_text "
               f"WHEN _type IS NULL THEN 'activity_type is missing' "
               f"WHEN _id_raw IS NULL THEN '{key} is missing' "
               f"WHEN NOT _known THEN 'unknown {key}: ' || _id_raw END")
-    bad = con.sql(f"SELECT _row AS source_row, {reason} AS reason, * EXCLUDE (_row) FROM checked").filter(
-        "reason IS NOT NULL").order("source_row").df()
-    n_rows = con.execute("SELECT count(*) FROM raw_events").fetchone()[0]
-    merged_rows = con.execute("SELECT count(*) FROM checked WHERE _id <> _id_raw").fetchone()[0]
+    as_read = ", ".join(f"CASE WHEN _reason IS NOT NULL THEN {_quote(c)} END AS {_quote(c)}" for c in source_cols)
+    # Checked once into a table (the log may be a hundred million rows): every row's reason, or its clean fields;
+    # the source columns are kept only for the rows set aside, for the quarantine
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE checked AS
+        WITH r AS (
+            SELECT raw.*, {ident} AS _id_raw, coalesce(m.new, {ident}) AS _id, t.mapped AS _type, {ts} AS _ts,
+                   {value} AS _value, {text('occurred_at') if kind.startswith('VARCHAR') else 'NULL'} AS _ts_text
+            FROM numbered_events AS raw
+            LEFT JOIN type_map AS t ON t.label = {text('activity_type')}
+            LEFT JOIN merged_ids AS m ON m.old = {ident}
+        ),
+        -- a mark join (IN) rather than a third outer join: filtering on an outer join's match lets the optimiser
+        -- reorder the joins into a nested loop
+        k AS (SELECT *, _id IN (SELECT id FROM known_ids) AS _known FROM r),
+        c AS (SELECT *, {reason} AS _reason FROM k)
+        SELECT _row, _reason, _id, _type, _ts, _value, _id <> _id_raw AS _merged, {as_read} FROM c
+    """)
+    bad = con.sql(f"SELECT _row AS source_row, _reason AS reason, {', '.join(_quote(c) for c in source_cols)} "
+                  f"FROM checked WHERE _reason IS NOT NULL ORDER BY _row").df()
+    n_rows, merged_rows = con.execute("SELECT count(*), count(*) FILTER (WHERE _merged) FROM checked").fetchall()[0]
     audit = _audit(bad["reason"], n_rows, merged_rows, key=key, read=f"{len(source_cols)} columns from {where}")
     quarantine = bad.drop(columns=[c for c in bad.columns if c.startswith("_")])
     quarantine.insert(0, "table", "activities")
 
     con.execute(f"""CREATE OR REPLACE TEMP VIEW events AS
         SELECT _id AS {key}, _type AS activity_type, _ts AS occurred_at, _value AS value
-        FROM checked WHERE _ts IS NOT NULL AND _type IS NOT NULL AND _known""")
+        FROM checked WHERE _reason IS NULL""")
     counts = con.sql("SELECT activity_type, count(*) AS events, count(value) AS valued FROM events "
                      "GROUP BY 1 ORDER BY 2 DESC, 1").df()
     types = dict(list(type_names(counts["activity_type"].tolist()).items())[:MAX_TYPES])
