@@ -1,6 +1,6 @@
 """Benchmark: behaviour features (per activity type and window) from N events vs hand-written DuckDB SQL.
 
-    .venv/bin/python bench/activity_features.py [--rows 100000000] [--deals N] [--keep DIR] [--impl MODULE]
+    .venv/bin/python bench/activity_features.py [--rows 100000000] [--deals N] [--keep DIR] [--impl MODULE] [--whole]
 
 The events (default 100M rows over 1M opportunities) and the cut-offs are written as Parquet by DuckDB itself; both
 sides read the same files. funnel_lab runs in a child process started before the data is made, so that its peak
@@ -171,26 +171,48 @@ def _load(impl: str):
     return importlib.import_module(impl)
 
 
+def _opportunities(cp: str) -> pd.DataFrame:
+    """Opportunities whose cut-offs are the bench's: closed at the cut-off, open at AS_OF, closed without a date
+    for a missing one."""
+    cut = pd.read_parquet(cp)
+    is_open = cut["cutoff"] == pd.Timestamp(AS_OF)
+    return pd.DataFrame({"opportunity_id": cut["opportunity_id"].astype("str"),
+                         "status": np.where(is_open, "open", "won"),
+                         "closed_at": cut["cutoff"].where(~is_open)})
+
+
 def _funnel_lab_part(inbox, queue) -> None:
+    """In a child process: ``features`` (behaviour_features on the Parquet files) or ``log`` (the whole
+    load_activity_log: read, check, quarantine, features) timed, the features handed back as Parquet."""
     job = inbox.get()
     if job is None:  # the parent failed before the data was ready
         return
-    impl, ep, cp, out, windows = job
+    part, impl, ep, cp, out, windows = job
     start = time.perf_counter()
     try:
         act = _load(impl)
-        start = time.perf_counter()
-        con = act.connect()
-        frame = act.behaviour_features(con, events=f"read_parquet({_sql_str(ep)})",
-                                       cutoffs=f"read_parquet({_sql_str(cp)})", windows=windows)
+        extra = {}
+        if part == "features":
+            start = time.perf_counter()
+            con = act.connect()
+            frame = act.behaviour_features(con, events=f"read_parquet({_sql_str(ep)})",
+                                           cutoffs=f"read_parquet({_sql_str(cp)})", windows=windows)
+        else:
+            from funnel_lab.config import TableSource
+
+            opportunities = _opportunities(cp)
+            start = time.perf_counter()
+            log = act.load_activity_log(TableSource(path=Path(ep)), opportunities, as_of=pd.Timestamp(AS_OF),
+                                        windows=windows)
+            frame, extra = log.features, {"quarantined": len(log.quarantine)}
         seconds = time.perf_counter() - start
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the hand-back file is written
         frame.to_parquet(out, index=False)
-        queue.put(("ok", seconds, peak_mb))
+        queue.put(("ok", seconds, peak_mb, extra))
     except BaseException:  # noqa: BLE001 - the parent reports it
         queue.put(("error", f"after {time.perf_counter() - start:.1f} s, peak "
                             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB:\n"
-                            f"{traceback.format_exc()}", 0.0))
+                            f"{traceback.format_exc()}", 0.0, {}))
 
 
 def compare(got: pd.DataFrame, ref: pd.DataFrame, rtol: float = 1e-9) -> tuple[list[str], str]:
@@ -263,15 +285,21 @@ def main() -> None:
                                                               "data made with the same --rows and --deals")
     ap.add_argument("--impl", default="funnel_lab.activities",
                     help="module (or .py file) providing connect() and behaviour_features(); default %(default)s")
+    ap.add_argument("--whole", action="store_true",
+                    help="also time the whole activity-log load (read, check, quarantine, features) on the same "
+                         "events, with opportunities made from the cut-offs")
     args = ap.parse_args()
     rows = args.rows
     deals = args.deals if args.deals is not None else max(rows // 100, 1)
-    # The child starts before the data is made: a process inherits its parent's resident size as its peak.
+    parts = ["features", "log"] if args.whole else ["features"]
+    # The children start before the data is made: a process inherits its parent's resident size as its peak.
+    # They run one after the other.
     ctx = mp.get_context("spawn")
-    inbox, queue = ctx.Queue(), ctx.Queue()
-    child = ctx.Process(target=_funnel_lab_part, args=(inbox, queue))
-    child.start()
-    sent = False
+    children = {p: (ctx.Queue(), ctx.Queue()) for p in parts}
+    procs = {p: ctx.Process(target=_funnel_lab_part, args=children[p]) for p in parts}
+    for proc in procs.values():
+        proc.start()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             folder = args.keep if args.keep is not None else Path(tmp)
@@ -289,29 +317,40 @@ def main() -> None:
                 print(f"generated {rows:,} events over {deals:,} opportunities in {time.perf_counter() - start:.1f} s "
                       f"({ep.stat().st_size / 2**20:,.0f} MB + {cp.stat().st_size / 2**20:,.0f} MB Parquet)",
                       flush=True)
-            out = Path(tmp) / "funnel_lab_features.parquet"
-            inbox.put((args.impl, str(ep), str(cp), str(out), WINDOWS))
-            sent = True
+            for part in parts:
+                inbox, queue = children[part]
+                out = Path(tmp) / f"funnel_lab_{part}.parquet"
+                inbox.put((part, args.impl if part == "features" else "funnel_lab.activities", str(ep), str(cp),
+                           str(out), WINDOWS))
+                status, seconds, peak_mb, extra = queue.get()
+                procs[part].join()
+                if status != "ok":
+                    raise SystemExit(f"funnel_lab ({part}) failed {seconds}")
+                results[part] = (pd.read_parquet(out), seconds, peak_mb, extra)
         finally:
-            if not sent:
-                inbox.put(None)
-                child.join()
-        status, fl_s, peak_mb = queue.get()
-        child.join()
-        if status != "ok":
-            raise SystemExit(f"funnel_lab failed {fl_s}")
-        got = pd.read_parquet(out)
+            for part in parts:
+                if procs[part].is_alive():
+                    children[part][0].put(None)
+                    procs[part].join()
         start = time.perf_counter()
         ref = reference(ep, cp, WINDOWS)
         ref_s = time.perf_counter() - start
-    problems, summary = compare(got, ref)
-    print(f"features agree with the SQL reference: {not problems}" + (f" ({summary})" if not problems else ""))
-    if problems:
-        raise SystemExit("funnel_lab and the reference disagree:\n  " + "\n  ".join(problems))
+    for part in parts:
+        problems, summary = compare(results[part][0], ref)
+        print(f"{part}: features agree with the SQL reference: {not problems}"
+              + (f" ({summary})" if not problems else ""))
+        if problems:
+            raise SystemExit(f"funnel_lab ({part}) and the reference disagree:\n  " + "\n  ".join(problems))
+    _, fl_s, peak_mb, _ = results["features"]
     print(json.dumps({"bench": "activity_features", "rows": rows, "funnel_lab_s": round(fl_s, 3),
                       "reference": "hand-written DuckDB SQL (per type aggregate + pivot, per day aggregate) over the "
                                    "same Parquet files",
                       "reference_s": round(ref_s, 3), "ratio": round(fl_s / ref_s, 2), "peak_mb": round(peak_mb)}))
+    if "log" in results:
+        _, log_s, log_mb, extra = results["log"]
+        print(json.dumps({"bench": "activity_log", "rows": rows, "what": "load_activity_log: read, check, "
+                          "quarantine and features, opportunities given", "seconds": round(log_s, 3),
+                          "peak_mb": round(log_mb), **extra}))
 
 
 if __name__ == "__main__":

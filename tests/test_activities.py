@@ -308,10 +308,12 @@ def test_salesforce_task_export_preset(tmp_path):
     assert log.quarantine["reason"].tolist() == ["opportunity_id is missing"]
 
 
-@pytest.mark.parametrize("events_per_pass", [None, 50_000], ids=["one pass", "passes over slices"])
-def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, events_per_pass):
-    """funnel_lab's features against the hand-written DuckDB query of bench/activity_features.py, on its data; in one
-    aggregation pass, and in several (over 150,000 events up to their cut-offs, 50,000 a pass) as at 100M events."""
+@pytest.mark.parametrize(("events_per_pass", "whole"), [(None, False), (50_000, False), (50_000, True)],
+                         ids=["one pass", "passes over slices", "whole log load"])
+def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, events_per_pass, whole):
+    """funnel_lab's features against the hand-written DuckDB query of bench/activity_features.py, on its data: in one
+    aggregation pass, in several (over 150,000 events up to their cut-offs, 50,000 a pass) as at 100M events, and
+    through the whole load (read, check, quarantine), whose quarantine is exactly the events of unknown ids."""
     import importlib.util
 
     import funnel_lab.activities as act
@@ -324,8 +326,16 @@ def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, even
     ep, cp = bench.write_data(tmp_path, rows=300_000, deals=3_000)
     if events_per_pass:
         monkeypatch.setattr(act, "EVENTS_PER_PASS", events_per_pass)
-    con = connect()
-    ours = behaviour_features(con, f"read_parquet('{ep}')", f"read_parquet('{cp}')", windows=bench.WINDOWS)
+    if whole:
+        log = load_activity_log(TableSource(path=ep), bench._opportunities(str(cp)), as_of=pd.Timestamp(bench.AS_OF),
+                                windows=bench.WINDOWS)
+        ours = log.features
+        events, known = pd.read_parquet(ep), set(pd.read_parquet(cp)["opportunity_id"])
+        stray = ~events["opportunity_id"].isin(known)
+        assert log.quarantine["source_row"].tolist() == (np.flatnonzero(stray) + 1).tolist()
+        assert stray.sum() > 2_000 and set(log.quarantine["reason"].str[:26]) == {"unknown opportunity_id: O0"}
+    else:
+        ours = behaviour_features(connect(), f"read_parquet('{ep}')", f"read_parquet('{cp}')", windows=bench.WINDOWS)
     problems, summary = bench.compare(ours, bench.reference(ep, cp, bench.WINDOWS))
     assert not problems, problems
     assert len(ours) == 3_000 and ours["activities_total"].sum() > 150_000  # real counts, with boundary cases

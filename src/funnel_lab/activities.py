@@ -587,7 +587,7 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     con.register("cutoffs_frame", cutoffs(opportunities, as_of, days_before_close=days_before_close))
     features = behaviour_features(con, "events", "cutoffs_frame", windows=windows, types=types, key=key,
                                   has_value=valued)
-    sums = [c for c in features.columns if "_value_" in c]
+    sums = [c for c in features.columns if "_value_" in c and not c.endswith("_mean")]
     features[sums] = features[sums].round(9)  # sums of one-decimal minutes: 4.0, not 3.9999999999999996
     con.close()
     return ActivityLog(source=where, sha256=sha, rows=int(n_rows), column_map=column_map,
