@@ -587,8 +587,11 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     con.register("cutoffs_frame", cutoffs(opportunities, as_of, days_before_close=days_before_close))
     features = behaviour_features(con, "events", "cutoffs_frame", windows=windows, types=types, key=key,
                                   has_value=valued)
-    sums = [c for c in features.columns if "_value_" in c and not c.endswith("_mean")]
-    features[sums] = features[sums].round(9)  # sums of one-decimal minutes: 4.0, not 3.9999999999999996
+    # Parallel sums differ in their last bits from run to run: sums of one-decimal minutes read 4.0, not
+    # 3.9999999999999996, and means keep 12 decimals, so that a rerun writes the same files
+    means = [c for c in features.columns if c.endswith("_value_mean")]
+    sums = [c for c in features.columns if "_value_" in c and c not in means]
+    features[sums], features[means] = features[sums].round(9), features[means].round(12)
     con.close()
     return ActivityLog(source=where, sha256=sha, rows=int(n_rows), column_map=column_map,
                        audit=audit,
