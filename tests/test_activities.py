@@ -391,3 +391,38 @@ def test_notebooks_take_the_log_the_runner_kept_only_when_made_from_the_same(dem
     other = open_run(tmp_path / "other.yaml", out_dir=tmp_path, notebook="00_data_quality").activity_log
     assert other.features.loc[0, "visit_total"] == plan.activity_log.features.loc[0, "visit_total"] != 999_999
     assert "visit_60d" in other.features.columns
+
+
+def test_source_columns_named_like_internal_fields_change_nothing(log_file, tmp_path):
+    """An export's own "_id" / "_reason" / "_type" columns are carried along, never taken for funnel_lab's fields."""
+    plain = load_activity_log(_source(log_file), _opportunities(), as_of=AS_OF, windows=[30])
+    lines = LOG.strip().splitlines()
+    odd = tmp_path / "odd.csv"
+    odd.write_text("\n".join([lines[0] + ",_id,_reason,_type"] + [line + ",Z,x,Call" for line in lines[1:]]) + "\n",
+                   encoding="utf-8")
+    got = load_activity_log(_source(odd), _opportunities(), as_of=AS_OF, windows=[30])
+    pd.testing.assert_frame_equal(got.features, plain.features)
+    assert got.quarantine["reason"].tolist() == plain.quarantine["reason"].tolist()
+    assert got.quarantine["_reason"].tolist() == ["x"] * len(plain.quarantine)  # kept as read
+
+
+def test_an_activity_type_whose_features_clash_with_the_all_type_ones_is_named(tmp_path):
+    path = tmp_path / "clash.csv"
+    path.write_text("opportunity_id,activity_type,occurred_at\nA,Activities,2026-01-10\nA,Call,2026-01-11\n",
+                    encoding="utf-8")
+    with pytest.raises(ParamsError, match=r"two features would be named 'activities_30d' \(activity types: "
+                                          r"'Activities', all\); relabel"):
+        load_activity_log(TableSource(path=path), _opportunities(), as_of=AS_OF, windows=[30])
+
+
+def test_the_connections_memory_limit_stays_what_was_set(log_file):
+    """DuckDB reports its limit rounded down; reading it back and setting it again lowered it on every call."""
+    con = connect()
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    events = pd.DataFrame({"opportunity_id": ["A"], "activity_type": ["Call"],
+                           "occurred_at": [pd.Timestamp("2026-01-10")]})
+    con.register("ev", events)
+    con.register("cu", cutoffs(_opportunities(), AS_OF))
+    for _ in range(3):
+        assert behaviour_features(con, "ev", "cu", windows=[30]).set_index("opportunity_id").loc["A", "call_30d"] == 1
+    assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == before

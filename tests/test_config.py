@@ -139,3 +139,9 @@ def test_an_activity_log_without_opportunities_is_refused(tmp_path):
     p = write(tmp_path / "p.yaml", "data:\n  activities: {path: events.csv}\n  experiment: {path: exp.csv}\n")
     with pytest.raises(ParamsError, match=r"key 'data': `activities` needs `opportunities`"):
         load_params([p])
+
+
+def test_a_window_given_twice_is_refused(tmp_path):
+    p = write(tmp_path / "p.yaml", "features: {windows: [30, 90, 30]}\n")
+    with pytest.raises(ParamsError, match=r"key 'features\.windows': each window \(days\) once, got \[30, 90, 30\]"):
+        load_params([p])

@@ -135,6 +135,15 @@ def feature_definitions(types: Mapping[str, Sequence[str]], windows: Sequence[in
         {"feature": "str", "kind": "str", "activity_type": "str", "window": "int64"})
 
 
+def _significant(x: pd.Series, digits: int = 12) -> pd.Series:
+    """``x`` rounded to ``digits`` significant digits (missing stays missing)."""
+    a = x.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exp = np.where(np.isfinite(a) & (a != 0), np.floor(np.log10(np.abs(a))), 0.0)
+    scale = 10.0 ** (digits - 1 - exp)
+    return pd.Series(np.round(a * scale) / scale, index=x.index, name=x.name)
+
+
 def _window_us(windows: Sequence[int]) -> dict[int, str]:
     return {n: str(int(n) * 86_400_000_000) for n in windows}  # window length in microseconds
 
@@ -217,7 +226,8 @@ def _result_sql(types: Mapping[str, Sequence[str]], windows: Sequence[int], has_
 
 def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int] = (30, 90),
                        types: Mapping[str, Sequence[str]] | None = None, key: str = "opportunity_id",
-                       has_value: bool | Collection[str] | None = None) -> pd.DataFrame:
+                       has_value: bool | Collection[str] | None = None,
+                       memory_limit: str = MEMORY_LIMIT) -> pd.DataFrame:
     """Per-opportunity behaviour features from an event relation, each counted up to the opportunity's cut-off.
 
     Parameters
@@ -241,6 +251,9 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
     has_value : bool or collection of str, optional
         Whether to sum and average ``value``: for every type, or for the types (feature names) listed; default:
         whether ``events`` has a ``value`` column.
+    memory_limit : str
+        DuckDB's memory while it aggregates (:data:`EVENTS_PER_PASS` is sized for the default); the connection keeps
+        it afterwards.
 
     Returns
     -------
@@ -270,8 +283,16 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
         types = dict(list(type_names([label for label, _ in labels]).items())[:MAX_TYPES])
     if has_value is None:
         has_value = "value" in con.sql(f"SELECT * FROM {events} LIMIT 0").columns
+    defs = feature_definitions(types, windows, has_value=has_value)
+    clash = defs.loc[defs["feature"].duplicated(), "feature"].tolist()
+    if clash:
+        made_by = defs.loc[defs["feature"] == clash[0], "activity_type"].tolist()
+        raise ParamsError(f"data.activities: two features would be named {clash[0]!r} (activity types: "
+                          f"{', '.join(repr(t) if t else 'all' for t in made_by)}); relabel an activity type with "
+                          f"`values: {{activity_type: {{...}}}}`")
     any_value = has_value is True or (not isinstance(has_value, bool) and bool(has_value))
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    # set, not read back: DuckDB reports the limit rounded down ("1.3 GiB" for 1500MB)
+    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_CUTOFFS} AS "
                     f"SELECT (row_number() OVER ())::INTEGER AS i, * FROM {cutoffs}")
@@ -298,10 +319,9 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
         frame = con.sql(f"SELECT * FROM {_RESULT}").to_arrow_table().to_pandas(
             types_mapper={pa.int64(): pd.Int64Dtype()}.get, self_destruct=True, split_blocks=True)
     finally:
-        con.execute(f"SET memory_limit = '{limit}'")
+        con.execute(f"SET memory_limit = {_literal(memory_limit)}")
         for table in (_CUTOFFS, _EVENTS, _TYPES, _DAYS, _RESULT):
             con.execute(f"DROP TABLE IF EXISTS {table}")
-    defs = feature_definitions(types, windows, has_value=has_value)
     counts = set(defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
                                              "days_total"]), "feature"])
     # column by column: converting the whole frame at once would hold a second copy of it (a million rows x 50)
@@ -375,22 +395,25 @@ class ActivityLog:
 
 
 def source_sha256(src: TableSource) -> str:
-    """The SHA-256 of the activity file, or of the database and query for a SQL source."""
+    """The SHA-256 of the activity file, or of the database (its password masked) and query for a SQL source."""
+    from .config import mask_url
+
     if src.path is not None:
         return file_sha256(src.path)
-    return hashlib.sha256(f"{src.database}\n{src.sql}".encode()).hexdigest()
+    return hashlib.sha256(f"{mask_url(str(src.database))}\n{src.sql}".encode()).hexdigest()
 
 
 def _raw_relation(con, src: TableSource) -> tuple[str, str]:
-    """Register the source as view ``raw_events``, and as ``numbered_events`` with the row number ``_row`` (from 1)
-    first; returns (where it was read, its sha256)."""
-    where, sha = _source_view(con, src)
-    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'numbered_events'").fetchall()[0][0]:
-        con.execute("CREATE TEMP VIEW numbered_events AS SELECT row_number() OVER () AS _row, * FROM raw_events")
+    """Register the source as view ``raw_events``, and as ``numbered_events`` with the row number ``__fl_row`` (from
+    1) first; returns (where it was read, its sha256)."""
+    where, sha, numbered = _source_view(con, src)
+    if not numbered:
+        con.execute("CREATE TEMP VIEW numbered_events AS SELECT row_number() OVER () AS __fl_row, * FROM raw_events")
     return where, sha
 
 
-def _source_view(con, src: TableSource) -> tuple[str, str]:
+def _source_view(con, src: TableSource) -> tuple[str, str, bool]:
+    """:func:`_raw_relation`'s ``raw_events``; also says whether it made ``numbered_events`` itself."""
     from .ingest import _decode_sample, read_raw
 
     if src.sql is not None:
@@ -405,7 +428,7 @@ def _source_view(con, src: TableSource) -> tuple[str, str]:
             except Exception as e:
                 raise ParamsError(f"data.activities: the query {src.sql!r} failed in {db}: "
                                   f"{str(e).strip().splitlines()[0]}") from None
-            return f"sql @ {db}", source_sha256(src)
+            return f"sql @ {db}", source_sha256(src), False
     else:
         path = Path(src.path)
         if not path.is_file():
@@ -417,16 +440,16 @@ def _source_view(con, src: TableSource) -> tuple[str, str]:
         if suffix == ".parquet":
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_parquet({_literal(str(path))})")
             # the file's own row numbers, read in parallel: row_number() over a whole scan runs on one thread
-            con.execute(f"CREATE OR REPLACE TEMP VIEW numbered_events AS SELECT file_row_number + 1 AS _row, "
+            con.execute(f"CREATE OR REPLACE TEMP VIEW numbered_events AS SELECT file_row_number + 1 AS __fl_row, "
                         f"* EXCLUDE (file_row_number) FROM read_parquet({_literal(str(path))}, file_row_number = true)")
-            return str(path), sha
+            return str(path), sha, True
         if suffix in (".csv", ".tsv", ".txt"):
             enc = _decode_sample(path, src.encoding)[0]
             if enc.replace("-", "").lower() in ("utf8", "utf8sig"):
                 sep = "" if src.sep == "auto" else f", delim = {_literal(src.sep)}"
                 con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_csv("
                             f"{_literal(str(path))}, all_varchar = true, header = true{sep})")
-                return str(path), sha
+                return str(path), sha, False
     # Excel, GB18030 text, SQLite and SQLAlchemy sources: read as the other tables are, then handed to DuckDB
     raw, rejected = read_raw(src)
     if len(rejected):
@@ -434,7 +457,7 @@ def _source_view(con, src: TableSource) -> tuple[str, str]:
                           f"(first: line {rejected['line'].iloc[0]})")
     con.register("raw_events_frame", raw)
     con.execute("CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM raw_events_frame")
-    return (str(src.path) if src.path else f"sql @ {src.database}"), source_sha256(src)
+    return (str(src.path) if src.path else f"sql @ {src.database}"), source_sha256(src), False
 
 
 def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -> str:
@@ -504,9 +527,22 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
         Unreadable source, unmapped required column, or an ``occurred_at`` column that holds no dates.
     """
     con = connect()
+    try:
+        return _read_and_check(con, src, opportunities, as_of=as_of, windows=windows,
+                               days_before_close=days_before_close, placeholders=placeholders, merged_ids=merged_ids)
+    finally:
+        con.close()  # also drops its temporary tables and their spill files
+
+
+def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
+                    windows: Sequence[int], days_before_close: int, placeholders: Sequence[str],
+                    merged_ids: pd.Series | None) -> ActivityLog:
     where, sha = _raw_relation(con, src)
     cols = con.sql("SELECT * FROM raw_events LIMIT 0")
     source_cols, kinds = [str(c) for c in cols.columns], [str(t) for t in cols.types]
+    if any(c.lower().startswith("__fl_") for c in source_cols):
+        raise ParamsError(f"data.activities: {where} has a column named __fl_*, a prefix funnel_lab keeps for its "
+                          f"own fields; rename it in the source")
     _, column_map = map_columns(pd.DataFrame({c: pd.Series(dtype="str") for c in source_cols}), src,
                                 table="activities", source=where)
     canon = {c: s for s, c in zip(column_map["source_column"], column_map["column"])}
@@ -545,39 +581,46 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     merged = merged_ids if merged_ids is not None and key == "opportunity_id" else pd.Series(dtype="str")
     con.register("merged_ids", pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()}))
     ident = text(key)
-    reason = (f"CASE WHEN _ts IS NULL AND _ts_text IS NULL THEN 'occurred_at is missing' "
-              f"WHEN _ts IS NULL THEN 'occurred_at is not a date: ' || _ts_text "
-              f"WHEN _type IS NULL THEN 'activity_type is missing' "
-              f"WHEN _id_raw IS NULL THEN '{key} is missing' "
-              f"WHEN NOT _known THEN 'unknown {key}: ' || _id_raw END")
-    as_read = ", ".join(f"CASE WHEN _reason IS NOT NULL THEN {_quote(c)} END AS {_quote(c)}" for c in source_cols)
+    reason = (f"CASE WHEN __fl_ts IS NULL AND __fl_ts_text IS NULL THEN 'occurred_at is missing' "
+              f"WHEN __fl_ts IS NULL THEN 'occurred_at is not a date: ' || __fl_ts_text "
+              f"WHEN __fl_type IS NULL THEN 'activity_type is missing' "
+              f"WHEN __fl_id_raw IS NULL THEN '{key} is missing' "
+              f"WHEN NOT __fl_known THEN 'unknown {key}: ' || __fl_id_raw END")
+    source = ", ".join(f"raw.{_quote(c)} AS __fl_source_{j}" for j, c in enumerate(source_cols))
+    as_read = ", ".join(f"CASE WHEN __fl_reason IS NOT NULL THEN __fl_source_{j} END AS {_quote(c)}"
+                        for j, c in enumerate(source_cols))
     # Checked once into a table (the log may be a hundred million rows): every row's reason, or its clean fields;
-    # the source columns are kept only for the rows set aside, for the quarantine
+    # the source columns are kept only for the rows set aside, for the quarantine. The fields are named __fl_* and
+    # the source columns carried by position, so that no source column can stand in for a field.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE checked AS
         WITH r AS (
-            SELECT raw.*, {ident} AS _id_raw, coalesce(m.new, {ident}) AS _id, t.mapped AS _type, {ts} AS _ts,
-                   {value} AS _value, {text('occurred_at') if kind.startswith('VARCHAR') else 'NULL'} AS _ts_text
+            SELECT raw.__fl_row, {source}, {ident} AS __fl_id_raw, coalesce(m.new, {ident}) AS __fl_id,
+                   t.mapped AS __fl_type, {ts} AS __fl_ts, {value} AS __fl_value,
+                   {text('occurred_at') if kind.startswith('VARCHAR') else 'NULL'} AS __fl_ts_text
             FROM numbered_events AS raw
             LEFT JOIN type_map AS t ON t.label = {text('activity_type')}
             LEFT JOIN merged_ids AS m ON m.old = {ident}
         ),
         -- a mark join (IN) rather than a third outer join: filtering on an outer join's match lets the optimiser
         -- reorder the joins into a nested loop
-        k AS (SELECT *, _id IN (SELECT id FROM known_ids) AS _known FROM r),
-        c AS (SELECT *, {reason} AS _reason FROM k)
-        SELECT _row, _reason, _id, _type, _ts, _value, _id <> _id_raw AS _merged, {as_read} FROM c
+        k AS (SELECT *, __fl_id IN (SELECT id FROM known_ids) AS __fl_known FROM r),
+        c AS (SELECT *, {reason} AS __fl_reason FROM k)
+        SELECT __fl_row, __fl_reason, __fl_id, __fl_type, __fl_ts, __fl_value, __fl_id <> __fl_id_raw AS __fl_merged,
+               {as_read}
+        FROM c
     """)
-    bad = con.sql(f"SELECT _row AS source_row, _reason AS reason, {', '.join(_quote(c) for c in source_cols)} "
-                  f"FROM checked WHERE _reason IS NOT NULL ORDER BY _row").df()
-    n_rows, merged_rows = con.execute("SELECT count(*), count(*) FILTER (WHERE _merged) FROM checked").fetchall()[0]
+    bad = con.sql(f"SELECT __fl_row AS source_row, __fl_reason AS reason, "
+                  f"{', '.join(_quote(c) for c in source_cols)} FROM checked WHERE __fl_reason IS NOT NULL "
+                  f"ORDER BY __fl_row").df()
+    n_rows, merged_rows = con.execute("SELECT count(*), count(*) FILTER (WHERE __fl_merged) FROM checked").fetchall()[0]
     audit = _audit(bad["reason"], n_rows, merged_rows, key=key, read=f"{len(source_cols)} columns from {where}")
-    quarantine = bad.drop(columns=[c for c in bad.columns if c.startswith("_")])
+    quarantine = bad
     quarantine.insert(0, "table", "activities")
 
     con.execute(f"""CREATE OR REPLACE TEMP VIEW events AS
-        SELECT _id AS {key}, _type AS activity_type, _ts AS occurred_at, _value AS value
-        FROM checked WHERE _reason IS NULL""")
+        SELECT __fl_id AS {key}, __fl_type AS activity_type, __fl_ts AS occurred_at, __fl_value AS value
+        FROM checked WHERE __fl_reason IS NULL""")
     counts = con.sql("SELECT activity_type, count(*) AS events, count(value) AS valued FROM events "
                      "GROUP BY 1 ORDER BY 2 DESC, 1").df()
     types = dict(list(type_names(counts["activity_type"].tolist()).items())[:MAX_TYPES])
@@ -587,18 +630,17 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     con.register("cutoffs_frame", cutoffs(opportunities, as_of, days_before_close=days_before_close))
     features = behaviour_features(con, "events", "cutoffs_frame", windows=windows, types=types, key=key,
                                   has_value=valued)
-    # Parallel sums differ in their last bits from run to run: sums of one-decimal minutes read 4.0, not
-    # 3.9999999999999996, and means keep 12 decimals, so that a rerun writes the same files
-    means = [c for c in features.columns if c.endswith("_value_mean")]
-    sums = [c for c in features.columns if "_value_" in c and c not in means]
-    features[sums], features[means] = features[sums].round(9), features[means].round(12)
-    con.close()
+    # Parallel sums differ in their last bits from run to run; 12 significant digits make a rerun write the same
+    # files (and sums of one-decimal minutes read 4.0, not 3.9999999999999996)
+    defs = feature_definitions(types, windows, has_value=valued)
+    for c in defs.loc[defs["kind"].str.startswith("type_value"), "feature"]:
+        features[c] = _significant(features[c])
     return ActivityLog(source=where, sha256=sha, rows=int(n_rows), column_map=column_map,
                        audit=audit,
                        quarantine=quarantine.reset_index(drop=True),
                        types=counts.assign(name=counts["activity_type"].map(name_of).fillna(""))
                        [["activity_type", "name", "events"]],
-                       features=features, definitions=feature_definitions(types, windows, has_value=valued),
+                       features=features, definitions=defs,
                        key=key)
 
 
@@ -607,17 +649,20 @@ RUN_CACHE = ".cache"
 _SAVED_FRAMES = ("column_map", "audit", "quarantine", "types", "features", "definitions")
 
 
-def activity_log_key(params, tables: Mapping, activities_sha256: str) -> str:
+def activity_log_key(params, tables: Mapping, activities_sha256: str, as_of: pd.Timestamp | None) -> str:
     """What a run's activity log is computed from, as one SHA-256: the resolved params, the checksums of the input
-    tables (and their lookups) and of the activity source, and this module's code.
+    tables (and their lookups) and of the activity source, the analysis date, and funnel_lab's code.
 
     ``tables`` is :func:`funnel_lab.ingest.load_tables`' result.
     """
     from .config import resolved_dict
 
     inputs = sorted([t.sha256 for t in tables.values()] + [j["sha256"] for t in tables.values() for j in t.joins or []])
+    code = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):  # cleaning, presets and dates shape the log too
+        code.update(path.read_bytes())
     blob = json.dumps({"params": resolved_dict(params), "inputs": inputs, "activities": activities_sha256,
-                       "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}, sort_keys=True)
+                       "as_of": str(as_of), "code": code.hexdigest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -140,6 +140,13 @@ class Features(_Strict):
     #: closed deals' features are counted up to this many days before closed_at (0: up to closed_at)
     days_before_close: int = Field(0, ge=0)
 
+    @field_validator("windows")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) < len(v):
+            raise ValueError("each window (days) once")
+        return v
+
 
 class LinearModel(_Strict):
     """A linear model of deal size or cycle length (an extension of the contract)."""

@@ -134,7 +134,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     plan = Plan(params=params, notebooks=notebooks, validation=validate_tables(cleaned),
                 removed=[r for a in audits for r in a.to_dict("records") if r["rows_removed"] and r["step"] != "overall"])
     if log is not None:
-        plan.activity_log, plan.activity_key = log, activity_log_key(params, tables, log.sha256)
+        plan.activity_log, plan.activity_key = log, activity_log_key(params, tables, log.sha256, as_of)
     opportunities = with_features(cleaned["opportunities"].data, log) if "opportunities" in cleaned else None
     plan.inputs = [
         {"table": name, "path": tbl.source, "sha256": tbl.sha256,
@@ -202,7 +202,9 @@ def _enough_outcomes(opportunities: pd.DataFrame | None, outcome: str) -> bool:
     if opportunities is None:
         return False
     try:
-        y = analysis_frame(opportunities, outcome).data[outcome]
+        # only the columns that define the outcome: analysis_frame would copy every column of every closed deal
+        y = analysis_frame(opportunities[[c for c in dict.fromkeys(("status", "won", outcome))
+                                          if c in opportunities.columns]], outcome).data[outcome]
     except ValueError as e:
         raise ParamsError(f"targeting.{e}") from None
     if not y.isin([0, 1]).all():
@@ -388,13 +390,18 @@ def run_reports(
     results = {r.name: r for r in plan.skipped}
     _write_run_pages(run_dir, manifest, results, params)
 
-    if plan.activity_log is not None and plan.run:
-        # the notebooks take the activity features from here instead of aggregating the events again
-        save_activity_log(plan.activity_log, saved_log_dir(run_dir), plan.activity_key)
     todo = [Job(n, plan.notebooks[n], run_dir, params_file, out_root, params.language) for n in plan.run]
     print(f"funnel-lab: {params.run_name}: {len(todo)} report(s), {max(1, jobs)} at a time -> {run_dir}",
           file=progress, flush=True)
     try:
+        if plan.activity_log is not None and plan.run:
+            # the notebooks take the activity features from here instead of aggregating the events again (a log
+            # that cannot be kept, e.g. on a full disk, they compute themselves)
+            try:
+                save_activity_log(plan.activity_log, saved_log_dir(run_dir), plan.activity_key)
+            except OSError:
+                shutil.rmtree(run_dir / RUN_CACHE, ignore_errors=True)
+            plan.activity_log = None  # the notebooks have it now; the runner need not hold it
         for i, res in enumerate(_execute_all(todo, jobs), start=1):
             results[res.name] = res
             line = f"[{i}/{len(todo)}] {res.name:<24} {res.status:<6} {res.seconds:6.1f} s"

@@ -64,12 +64,11 @@ class RunContext:
         """The checked activity log and its behaviour features (None without ``data.activities``): the one the
         runner kept for this run when it was computed from the same params, inputs and code, else computed here."""
         src = self.params.data.activities
-        if src is not None and "opportunities" in self.cleaned:
-            key = activity_log_key(self.params, self.tables, source_sha256(src))
-            saved = load_saved_activity_log(saved_log_dir(self.run_dir), key)
-            if saved is not None:
-                return saved
-        return activity_log_for(self.params, self.cleaned, self.as_of if "opportunities" in self.cleaned else None)
+        if src is None:  # (with one, the params guarantee an opportunities table)
+            return None
+        key = activity_log_key(self.params, self.tables, source_sha256(src), self.as_of)
+        saved = load_saved_activity_log(saved_log_dir(self.run_dir), key)
+        return saved if saved is not None else activity_log_for(self.params, self.cleaned, self.as_of)
 
     @cached_property
     def opportunities(self) -> pd.DataFrame:
