@@ -43,11 +43,11 @@ import pyarrow as pa
 
 from .coerce import parse_dates
 from .config import ParamsError, TableSource
-from .ingest import file_sha256, map_columns, map_values, snake_case
+from .ingest import map_columns, map_values, require_columns, snake_case, source_sha256
 
 __all__ = ["ActivityLog", "FEATURE_KINDS", "activity_log_for", "activity_log_key", "behaviour_features", "connect",
            "cutoffs", "feature_definitions", "load_activity_log", "load_saved_activity_log", "save_activity_log",
-           "saved_log_dir", "source_sha256", "type_names", "with_features"]
+           "saved_log_dir", "type_names", "with_features"]
 
 #: Memory DuckDB may use before spilling to disk. With Python and the result this keeps 100M events under 2 GB
 #: resident (bench/activity_features.py: 1.85 GB peak).
@@ -394,15 +394,6 @@ class ActivityLog:
     key: str
 
 
-def source_sha256(src: TableSource) -> str:
-    """The SHA-256 of the activity file, or of the database (its password masked) and query for a SQL source."""
-    from .config import mask_url
-
-    if src.path is not None:
-        return file_sha256(src.path)
-    return hashlib.sha256(f"{mask_url(str(src.database))}\n{src.sql}".encode()).hexdigest()
-
-
 def _raw_relation(con, src: TableSource) -> tuple[str, str]:
     """Register the source as view ``raw_events``, and as ``numbered_events`` with the row number ``__fl_row`` (from
     1) first; returns (where it was read, its sha256)."""
@@ -546,14 +537,8 @@ def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of
     _, column_map = map_columns(pd.DataFrame({c: pd.Series(dtype="str") for c in source_cols}), src,
                                 table="activities", source=where)
     canon = {c: s for s, c in zip(column_map["source_column"], column_map["column"])}
+    require_columns(canon, table="activities", source=where, read=source_cols)
     key = "opportunity_id" if "opportunity_id" in canon else "account"
-    missing = [c for c in ("activity_type", "occurred_at") if c not in canon]
-    if key not in canon:
-        missing.insert(0, "opportunity_id (or account)")
-    if missing:
-        raise ParamsError(f"data.activities: {where} has no column for {', '.join(missing)}; map one with "
-                          f"`columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: "
-                          f"{', '.join(source_cols[:12])})")
     from .presets import get_preset
 
     tokens = ", ".join(_literal(t) for t in [*placeholders, *get_preset(src.preset).placeholders] if t != "")

@@ -75,6 +75,28 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def require_columns(columns, *, table: str, source: str, read: list[str]) -> None:
+    """Stop, naming what is missing and how to map it, when ``columns`` (canonical names) lack one that ``table``
+    requires (:data:`REQUIRED`; activities need ``opportunity_id`` or ``account``). ``read``: the source's columns.
+    """
+    missing = [c for c in REQUIRED[table] if c not in columns]
+    if table == "activities" and "opportunity_id" not in columns and "account" not in columns:
+        missing.insert(0, "opportunity_id (or account)")
+    if missing:
+        have = ", ".join(read[:12]) + (" ..." if len(read) > 12 else "")
+        raise ParamsError(
+            f"data.{table}: {source} has no column for {', '.join(missing)}; "
+            f"map one with `columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: {have})"
+        )
+
+
+def source_sha256(src: TableSource) -> str:
+    """The SHA-256 of a table's file, or of its database (password masked) and query for a SQL source."""
+    if src.path is not None:
+        return file_sha256(src.path)
+    return hashlib.sha256(f"{mask_url(str(src.database))}\n{src.sql}".encode()).hexdigest()
+
+
 def _decode_sample(path: Path, encoding: str) -> tuple[str, str]:
     """The encoding and opening text of a file: UTF-8 (with or without BOM), else GB18030, unless one is given."""
     with path.open("rb") as f:
@@ -461,21 +483,12 @@ def load_table(src: TableSource, *, table: str) -> Table:
         width = max(6, len(str(len(data) + len(rejected))))
         data.insert(0, "opportunity_id", pd.array([f"row-{i + 1:0{width}d}" for i in data.index], dtype="str"))
         ids_generated = True
-    missing = [c for c in REQUIRED[table] if c not in data.columns]
-    if table == "activities" and "opportunity_id" not in data.columns and "account" not in data.columns:
-        missing.insert(0, "opportunity_id (or account)")
-    if missing:
-        have = ", ".join(map(str, raw.columns[:12])) + (" ..." if raw.shape[1] > 12 else "")
-        raise ParamsError(
-            f"data.{table}: {source} has no column for {', '.join(missing)}; "
-            f"map one with `columns: {{{missing[0].split()[0]}: <source column>}}` (columns read: {have})"
-        )
+    require_columns(data.columns, table=table, source=source, read=[str(c) for c in raw.columns])
     joins = []
     for i, j in enumerate(src.join):
         data, summary = join_lookup(data, j, where=f"data.{table}.join[{i}]")
         joins.append(summary)
-    sha = file_sha256(src.path) if src.path else hashlib.sha256(f"{source}\n{src.sql}".encode()).hexdigest()
-    return Table(table, raw, data, column_map, source, sha, ids_generated,
+    return Table(table, raw, data, column_map, source, source_sha256(src), ids_generated,
                  placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins)
 
 

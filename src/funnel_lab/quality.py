@@ -56,17 +56,15 @@ def profile_tables(tables: dict[str, Table], cleaned: dict[str, Cleaned]) -> pd.
 
 def table_overview(tables: dict[str, Table], cleaned: dict[str, Cleaned], activity_log=None) -> pd.DataFrame:
     """One row per table: ``table``, ``path``, ``rows_read``, ``rows_kept``, ``rows_removed``, ``columns``."""
-    rows = []
-    for name, c in cleaned.items():
-        overall = c.audit.iloc[-1]
-        rows.append({"table": name, "path": tables[name].source, "rows_read": int(overall["rows_in"]),
-                     "rows_kept": int(overall["rows_out"]), "rows_removed": int(overall["rows_removed"]),
-                     "columns": c.data.shape[1]})
+    parts = [(name, tables[name].source, c.audit, c.data.shape[1]) for name, c in cleaned.items()]
     if activity_log is not None:
-        overall = activity_log.audit.iloc[-1]
-        rows.append({"table": "activities", "path": activity_log.source, "rows_read": int(overall["rows_in"]),
+        parts.append(("activities", activity_log.source, activity_log.audit, len(activity_log.column_map)))
+    rows = []
+    for name, path, audit, columns in parts:
+        overall = audit.iloc[-1]
+        rows.append({"table": name, "path": path, "rows_read": int(overall["rows_in"]),
                      "rows_kept": int(overall["rows_out"]), "rows_removed": int(overall["rows_removed"]),
-                     "columns": len(activity_log.column_map)})
+                     "columns": columns})
     return pd.DataFrame(rows, columns=["table", "path", "rows_read", "rows_kept", "rows_removed", "columns"])
 
 
@@ -132,40 +130,36 @@ def experiment_hygiene(df: pd.DataFrame, *, min_agreement: float = 0.9) -> dict[
             "mismatches": pd.DataFrame(mismatches, columns=["column", "variant", "value", "rows"])}
 
 
+def _audit_sentences(audit: pd.DataFrame, label: str, columns: int, lang: str) -> list[str]:
+    """A table's rows read, kept, removed and changed, then the rows each step removed (from its audit)."""
+    overall = audit.iloc[-1]
+    read, kept = int(overall["rows_in"]), int(overall["rows_out"])
+    out = [t("dq.summary_rows", lang, table=label, read=format_number(read, lang), kept=format_number(kept, lang),
+             removed=format_number(read - kept, lang), columns=columns,
+             changed=format_number(int(overall["rows_changed"]), lang))]
+    removed = audit[(audit["rows_removed"] > 0) & (audit["step"] != "overall")]
+    if len(removed):
+        parts = ", ".join(f"{t('step.' + s, lang)} {format_number(n, lang)}"
+                          for s, n in zip(removed["step"], removed["rows_removed"]))
+        out.append(t("dq.summary_removed", lang, parts=parts))
+    return out
+
+
 def summary_sentences(tables: dict[str, Table], cleaned: dict[str, Cleaned], validation: pd.DataFrame, *,
                       lang: str, activity_log=None) -> list[str]:
     """The data-quality summary in plain words: one sentence group per table (the activity log's too), then
     validation."""
     out = []
     for name, c in cleaned.items():
-        overall = c.audit.iloc[-1]
-        label = t(f"table.{name}", lang)
-        kept, read = int(overall["rows_out"]), int(overall["rows_in"])
         missing = c.data.isna().mean().sort_values(ascending=False)
-        out.append(t("dq.summary_rows", lang, table=label, read=format_number(read, lang), kept=format_number(kept, lang),
-                     removed=format_number(read - kept, lang), columns=c.data.shape[1],
-                     changed=format_number(int(overall["rows_changed"]), lang)))
-        removed = c.audit[(c.audit["rows_removed"] > 0) & (c.audit["step"] != "overall")]
-        if len(removed):
-            parts = ", ".join(f"{t('step.' + s, lang)} {format_number(n, lang)}"
-                              for s, n in zip(removed["step"], removed["rows_removed"]))
-            out.append(t("dq.summary_removed", lang, parts=parts))
+        out += _audit_sentences(c.audit, t(f"table.{name}", lang), c.data.shape[1], lang)
         if len(missing) and missing.iloc[0] > 0:
             out.append(t("dq.summary_missing", lang, worst=missing.index[0], share=format_percent(missing.iloc[0], lang),
                          n=int((missing > 0).sum())))
         if tables[name].ids_generated:
             out.append(t("dq.ids_generated", lang, example=c.data["opportunity_id"].iloc[0]))
     if activity_log is not None:
-        a = activity_log.audit.set_index("step")
-        read, kept = int(a.loc["overall", "rows_in"]), int(a.loc["overall", "rows_out"])
-        out.append(t("dq.summary_rows", lang, table=t("table.activities", lang), read=format_number(read, lang),
-                     kept=format_number(kept, lang), removed=format_number(read - kept, lang),
-                     columns=len(activity_log.column_map),
-                     changed=format_number(int(a.loc["overall", "rows_changed"]), lang)))
-        removed = a[(a["rows_removed"] > 0) & (a.index != "overall")]
-        if len(removed):
-            out.append(t("dq.summary_removed", lang, parts=", ".join(
-                f"{t('step.' + s, lang)} {format_number(n, lang)}" for s, n in removed["rows_removed"].items())))
+        out += _audit_sentences(activity_log.audit, t("table.activities", lang), len(activity_log.column_map), lang)
     n_fail = len(validation)
     out.append(t("dq.validation_ok", lang) if n_fail == 0 else
                t("dq.validation_failed", lang, n=format_number(n_fail, lang),

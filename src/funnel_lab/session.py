@@ -14,12 +14,12 @@ from IPython.display import HTML, Markdown, display
 
 from . import files
 from .activities import (ActivityLog, activity_log_for, activity_log_key, load_saved_activity_log, saved_log_dir,
-                         source_sha256, with_features)
+                         with_features)
 from .config import Params, ParamsError, load_params
 from .i18n import catalogue, format_number, format_p, format_percent, set_plot_theme, t
 from .clean import Cleaned, clean_tables
 from .funnel import data_as_of
-from .ingest import Table, load_tables
+from .ingest import Table, load_tables, source_sha256
 from .schemas import validate_tables
 from .stages import StageModel, assign_stages, load_models
 
