@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import NOTEBOOKS, ParamsError
+from .errors import ParamsError
+from .runner.registry import NOTEBOOKS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            from .report import run_reports
+            from .runner import run_reports
 
             if args.jobs < 1:
                 raise ParamsError(f"--jobs {args.jobs}: expected a whole number >= 1")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stages":
             return _stages(args)
         if args.command == "demo-data":
-            from .datasets import write_demo_data
+            from .data.demo import write_demo_data
 
             if args.rows < 100:
                 raise ParamsError(f"--rows {args.rows}: expected at least 100")
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .report import plan_run, skip_note
+    from .runner.plan import plan_run
+    from .runner.render import skip_note
 
     plan = plan_run(args.params, overrides=args.overrides, only=args.only, notebooks_dir=args.notebooks)
     print(f"params ok: run_name={plan.params.run_name} language={plan.params.language}")
@@ -96,25 +98,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _stages(args: argparse.Namespace) -> int:
-    """Read, clean, assign and check: no notebooks, no kernel, a few seconds."""
-    from .clean import clean_table
+    """Read, clean, build the behaviour features, assign and check: no notebooks, no kernel, a few seconds."""
     from .config import load_params
-    from .ingest import load_table
-    from .stage_report import terminal_report
-    from .stages import assign_stages, check_model, load_models
+    from .pipeline import Pipeline
 
-    params = load_params(args.params, args.overrides)
-    if params.data.opportunities is None or params.stages is None:
+    pipeline = Pipeline(load_params(args.params, args.overrides))
+    if pipeline.params.data.opportunities is None or pipeline.params.stages is None:
         raise ParamsError("stages needs data.opportunities and a stages: model (rules or score) in the params")
-    src = params.data.opportunities
-    opp = clean_table(load_table(src, table="opportunities"), params.cleaning, date_format=src.date_format).data
-    model, other_model = load_models(params.stages, opp.columns)
-    alpha = params.stages.alpha
-    checks = check_model(opp, assign_stages(opp, model), model, alpha=alpha)
-    other = None
-    if other_model is not None:
-        other = (other_model, check_model(opp, assign_stages(opp, other_model), other_model, alpha=alpha))
-    print(terminal_report(checks, model, compare=other))
+    print(pipeline.stage_design().text())
     return EXIT_OK
 
 

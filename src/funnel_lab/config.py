@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -12,26 +12,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-#: The notebooks in run order, by the question each answers (DESIGN.md).
-NOTEBOOKS = (
-    "00_data_quality",
-    "10_stage_design",
-    "20_funnel",
-    "30_regression",
-    "40_ab_test",
-    "50_targeting",
-    "60_forecast_monitoring",
-)
+from .errors import ParamsError, did_you_mean
+
 TABLES = ("opportunities", "stage_history", "activities", "experiment")
-PRESETS = ("none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven", "salesforce_activity",
-           "web_analytics")
 DEFAULT_PLACEHOLDERS = ["", "Select", "N/A", "unknown", "未知", "-"]
-#: Kernel registered by ``make`` (``ipykernel install --sys-prefix --name funnel-lab``).
-KERNEL_NAME = "funnel-lab"
-
-
-class ParamsError(ValueError):
-    """Bad params or unreadable input: the message names the file, key, column or row and what was expected."""
 
 
 class _Strict(BaseModel):
@@ -57,14 +41,21 @@ class TableSource(_Strict):
     sql: str | None = None
     database: str | None = None
     sheet: str | int | None = None
-    preset: Literal["none", "salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven",
-                    "salesforce_activity", "web_analytics"] = "none"
+    preset: str = "none"  # a name of funnel_lab.data.presets.PRESETS
     columns: dict[str, str] = Field(default_factory=dict)
     values: dict[str, dict[str, str]] = Field(default_factory=dict)
     encoding: str = "auto"
     sep: str = "auto"
     date_format: str = "auto"
     join: list[Join] = Field(default_factory=list)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from .data.presets import get_preset
+
+        get_preset(v)  # the registry is the one list of names: an unknown one is refused with them all
+        return v.strip().lower()
 
     @field_validator("values", mode="before")
     @classmethod
@@ -353,12 +344,45 @@ def load_params(files: list[str | Path], overrides: list[str] | None = None) -> 
         for leaf in _leaf_paths(doc):
             origin[leaf] = f"--set {text}"
     merged.setdefault("run_name", Path(files[0]).stem)
+    return _validate(merged, origin, str(files[0]))
+
+
+def update_params(params: Params, changes: Mapping[str, Any]) -> Params:
+    """``params`` with some keys set anew, validated again: what ``--set`` does, with Python values.
+
+    Parameters
+    ----------
+    params : Params
+    changes : mapping
+        Dotted key -> value, e.g. ``{"stages.rules.intent": "meetings >= 2", "language": "zh"}``; a mapping value
+        merges into the mapping at its key, anything else replaces it. Relative paths resolve against the working
+        directory.
+
+    Raises
+    ------
+    ParamsError
+        A key that is not dotted, or a value the params do not accept (naming the key, with a did-you-mean).
+    """
+    merged = resolved_dict(params)
+    origin: dict[tuple, str] = {}
+    for key, value in changes.items():
+        keys = str(key).split(".")
+        if any(not k.strip() for k in keys):
+            raise ParamsError(f"with_params: {key!r}: expected a dotted key such as 'stages.rules.intent'")
+        doc = _nest(keys, str(value) if isinstance(value, Path) else value)
+        merged = deep_merge(merged, _resolve_paths(doc, Path.cwd()))
+        for leaf in _leaf_paths(doc):
+            origin[leaf] = f"with_params {key}"
+    return _validate(merged, origin, "with_params")
+
+
+def _validate(merged: dict, origin: dict[tuple, str], default_file: str) -> Params:
     if isinstance(merged.get("stages"), str):
         merged["stages"] = read_stage_file(Path(merged["stages"]))
     try:
         return Params.model_validate(merged)
     except ValidationError as e:
-        raise ParamsError("\n".join(_describe(err, origin, str(files[0])) for err in e.errors())) from None
+        raise ParamsError("\n".join(_describe(err, origin, default_file) for err in e.errors())) from None
 
 
 def read_stage_file(path: Path) -> Any:
@@ -396,14 +420,6 @@ def _inner_model(annotation: Any) -> Any:
             if inner is not None:
                 return inner
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` for the closest choice, or a list of the valid ones."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; expected one of: {', '.join(choices)}" if choices else ""
 
 
 def _describe(err: dict, origin: dict[tuple, str], default_file: str) -> str:

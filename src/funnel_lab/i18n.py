@@ -1,4 +1,4 @@
-"""The en/zh message catalogue, number formats, and the CJK-capable plotting theme."""
+"""The en/zh message catalogue and number formats, shared by the report pages and the runner's index page."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from importlib import resources
 import yaml
 
 LANGUAGES = ("en", "zh")
-#: Fonts tried in order; Noto Sans CJK (Debian's fonts-noto-cjk) carries the Chinese glyphs.
-FONT_STACK = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "DejaVu Sans"]
 
 
 @lru_cache(maxsize=1)
@@ -60,23 +58,3 @@ def format_p(p: float | None) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "= –"
     return "< 0.0001" if p < 1e-4 else f"= {p:.2g}" if p < 0.01 else f"= {p:.3f}"
-
-
-def set_plot_theme() -> None:
-    """Seaborn's theme with fonts that draw Chinese labels (``set_theme`` resets fonts, so set them together)."""
-    import matplotlib
-    import seaborn as sns
-
-    sns.set_theme(
-        style="whitegrid",
-        context="notebook",
-        rc={
-            "font.family": "sans-serif",
-            "font.sans-serif": FONT_STACK,
-            "axes.unicode_minus": False,
-            "figure.dpi": 100,
-            "savefig.dpi": 100,
-            "figure.figsize": (9, 4.5),
-        },
-    )
-    matplotlib.rcParams["svg.hashsalt"] = "funnel_lab"

@@ -1,0 +1,125 @@
+"""The ``60_forecast_monitoring`` page: what the coming periods will bring (with its uncertainty and its track
+record), and what changed in the latest period."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..analysis.forecast import ForecastResult
+from ..analysis.monitoring import MonitoringResult, day, last_day
+from ..i18n import format_number, format_percent, t
+from .plots import plot_control_charts, plot_forecast, plot_waterfall
+
+#: Alerts shown in the report: those of the latest periods (every breach is in ``alerts.csv``).
+RECENT_PERIODS = 13
+
+
+def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90) -> list[str]:
+    f = r.forecast
+    if f.empty:
+        return [t("fc.empty", lang, days=horizon_days)] + (
+            [t("fc.left_out", lang, n=format_number(r.left_out, lang))] if r.left_out else [])
+    out = [t("fc.summary", lang, horizon=format_number(len(f), lang), expected=format_number(f["expected_amount"].sum(), lang),
+             p10=format_number(f["p10"].sum(), lang), p90=format_number(f["p90"].sum(), lang),
+             deals=format_number(int(f["deals"].sum()), lang), as_of=str(r.as_of.date()))]
+    if f["crm_weighted"].notna().any():
+        out.append(t("fc.crm", lang, crm=format_number(f["crm_weighted"].sum(), lang)))
+    if r.left_out:
+        out.append(t("fc.left_out", lang, n=format_number(r.left_out, lang)))
+    err = r.backtest["error"].dropna() if len(r.backtest) else pd.Series(dtype=float)
+    if len(err):
+        bias = "high" if (err > 0).all() else "low" if (err < 0).all() else "mixed"
+        out.append(t("fc.backtest_summary", lang, n=len(err), err=format_percent(float(err.abs().mean()), lang),
+                     bias=t(f"fc.bias.{bias}", lang)))
+    return out
+
+
+def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
+    run.heading("fc.p_win")
+    run.say("fc.p_win_note" if run.pipeline.history is not None else "fc.p_win_note_current")
+    pw = r.p_win.assign(stage=r.p_win["stage"].map(lambda s: labels.get(s, s)))
+    run.table(pw, labels={"stage": "col.stage", "closed": "col.closed", "won": "col.won", "p_win": "col.p_win"},
+              percent=("p_win",))
+    run.heading("fc.periods")
+    run.say("fc.periods_note", sims=format_number(run.params.forecast.simulations, run.lang))
+    run.table(r.forecast, labels={c: f"col.{c}" for c in r.forecast.columns})
+    if len(r.forecast):
+        run.figure(plot_forecast(r.forecast, title=run.t("fc.chart"), labels={
+            "expected": run.t("col.expected_amount"), "range": "p10-p90", "crm": run.t("col.crm_weighted")}))
+    if len(r.backtest):
+        run.heading("fc.backtest")
+        known = (r.backtest["timing"] == "known").any()
+        run.say("fc.backtest_note_known" if known else "fc.backtest_note")
+        run.table(r.backtest, labels={c: f"col.{c}" for c in r.backtest.columns}, percent=("error",),
+                  translate={"timing": "value.timing"})
+
+
+def monitoring_sentences(r: MonitoringResult, lang: str, labels: dict[str, str]) -> list[str]:
+    """What changed in the latest full period: breaches, the pipeline's movement."""
+    n = lambda x: format_number(x, lang)  # noqa: E731
+    out = []
+    if r.history is not None:
+        lim = r.history.limits
+        latest = lim[lim["complete"] & (lim["period_start"] == r.start)]
+        hits = r.alerts[(r.alerts["metric"] == "entered") & r.alerts["period"].isin(latest["period"])]
+        for a in hits.itertuples():
+            out.append(t(f"mon.alert_entered_{a.direction}", lang, stage=labels.get(a.stage, a.stage), n=n(a.value),
+                         center=n(a.center), lcl=n(a.lcl), ucl=n(a.ucl)))
+        if hits.empty:
+            out.append(t("mon.calm", lang, start=day(r.start), end=last_day(r.end)))
+        recent = sorted(set(lim["period"]))[-RECENT_PERIODS:]
+        conv = r.alerts[(r.alerts["metric"] == "conversion") & r.alerts["period"].isin(recent)]
+        for a in conv.head(3).itertuples():
+            out.append(t(f"mon.alert_conversion_{a.direction}", lang, stage=labels.get(a.stage, a.stage),
+                         period=a.period, p=format_percent(a.value, lang), center=format_percent(a.center, lang)))
+    measure = r.measure
+    w = r.waterfall.set_index("step")[measure]
+    key = ("mon.waterfall_due" if r.due_by is not None else "mon.waterfall_open") + ("_deals" if measure == "deals"
+                                                                                     else "")
+    out.append(t(key, lang, start=day(r.start), end=last_day(r.end), due=day(r.due_by) if r.due_by else "",
+                 a=n(w["start"]), b=n(w["end"]), created=n(w["created"]), pulled=n(w["pulled_in"]),
+                 pushed=n(w["pushed_out"]), won=n(w["won"]), lost=n(w["lost"])))
+    return out
+
+
+def show_monitoring(run, r: MonitoringResult, labels: dict[str, str]) -> None:
+    """Control charts, the alerts of the latest periods, the waterfall and the deals behind it (60)."""
+    sigma = f"{run.params.monitoring.alert_sigma:g}"
+    if r.history is None:
+        run.heading("mon.charts")
+        run.say("mon.no_history")
+    else:
+        ch = r.history
+        stages = ch.order + ["won"]
+        run.heading("mon.charts")
+        run.say("mon.entries_note", sigma=sigma)
+        run.figure(plot_control_charts(ch.limits, "entered", stages=stages, labels=labels,
+                                       title=run.t("mon.entries_chart")))
+        windows = ", ".join(f"{labels.get(s, s)} {d}" for s, d in ch.windows.items())
+        run.say("mon.conversion_note", sigma=sigma, windows=windows)
+        run.figure(plot_control_charts(ch.limits, "conversion", stages=ch.order, labels=labels,
+                                       title=run.t("mon.conversion_chart")))
+        run.heading("mon.alerts", level=3)
+        recent = sorted(set(ch.limits["period"]))[-RECENT_PERIODS:]
+        shown = r.alerts[r.alerts["period"].isin(recent)]
+        run.say("mon.alerts_note", shown=format_number(len(shown), run.lang), n=format_number(len(r.alerts), run.lang),
+                periods=RECENT_PERIODS)
+        shown = shown.assign(stage=shown["stage"].map(lambda s: labels.get(s, s)))
+        run.table(shown, labels={c: f"col.{c}" for c in shown.columns}, translate={"metric": "mon.metric",
+                  "direction": "mon.direction"}, empty="mon.no_alerts")
+    run.heading("mon.waterfall")
+    run.say("mon.waterfall_note_due" if r.due_by is not None else "mon.waterfall_note_open", start=day(r.start),
+            end=last_day(r.end), due=day(r.due_by) if r.due_by is not None else "")
+    measure = r.measure
+    if measure == "deals":
+        run.say("mon.no_amounts")
+    steps = {s: run.t(f"mon.step.{s}") for s in r.waterfall["step"]}
+    run.figure(plot_waterfall(r.waterfall, value=measure, labels=steps, title=run.t(f"mon.waterfall_chart_{measure}")))
+    shown = r.waterfall.assign(step=r.waterfall["step"].map(steps))
+    run.table(shown, labels={"step": "col.step", "deals": "col.n", "amount": "col.amount"})
+    pushed = r.moves[r.moves["pushed_out"]].sort_values("amount", ascending=False)
+    if len(pushed):
+        run.heading("mon.pushed", level=3)
+        cols = ["opportunity_id", "amount", "expected_close_start", "expected_close_end"]
+        shown = pushed[cols].head(25).assign(**{c: pushed[c].head(25).dt.date.astype("str") for c in cols[2:]})
+        run.table(shown, labels={c: f"col.{c}" for c in cols})

@@ -1,0 +1,93 @@
+"""The stakeholder HTML: executed notebooks without code, offline, and the run's index page."""
+
+from __future__ import annotations
+
+import copy
+import html
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..i18n import catalogue, format_number, format_percent, t
+from .registry import REGISTRY
+
+if TYPE_CHECKING:
+    from .execute import NotebookResult
+
+TEMPLATES = Path(str(resources.files("funnel_lab") / "runner" / "templates"))
+#: Cells with these tags are for analysts in JupyterLab and never reach the stakeholder HTML.
+HIDDEN_TAGS = {"analyst-note", "remove-cell", "parameters", "injected-parameters"}
+
+
+def stakeholder_view(nb):
+    """The notebook as a stakeholder sees it: no analyst notes, no empty code cells, no warnings on stderr."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        if HIDDEN_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            if not cell.outputs:
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def render_html(nb, *, lang: str, name: str, run_name: str = "") -> str:
+    """Offline HTML with no code: the ``funnel_lab`` template (no CDN scripts), images embedded."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    view = stakeholder_view(nb)
+    footer = t("footer.generated", lang, version=__version__, run=run_name or name,
+               when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    view.cells.append(nbformat.v4.new_markdown_cell(f'<p class="fl-footer">{html.escape(footer)}</p>'))
+    view.metadata["title"] = t(f"report.{name}", lang) if name in REGISTRY else name
+    exporter = HTMLExporter(
+        template_name="funnel_lab", extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+        language_code=lang,
+    )
+    body, _ = exporter.from_notebook_node(view)
+    return body
+
+
+def skip_note(result: NotebookResult, lang: str) -> str:
+    """Why a report was skipped, in words (the tables it would need are named)."""
+    needs = REGISTRY[result.name].needs if result.name in REGISTRY else ()
+    return t(result.reason, lang, tables=" / ".join(t(f"table.{n}", lang) for n in needs))
+
+
+def render_index(manifest: dict, results: list[NotebookResult], headlines: dict, *, lang: str,
+                 data_files: list[str]) -> str:
+    """The run at a glance: status, headline numbers, one link per report with its status, inputs, data files."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    started = datetime.fromisoformat(manifest["started_at"])
+    finished = datetime.fromisoformat(manifest["finished_at"]) if manifest["finished_at"] else None
+    reports = []
+    for r in results:
+        reports.append({
+            "name": r.name,
+            "title": t(f"report.{r.name}", lang) if r.name in REGISTRY else r.name,
+            "question": t(f"question.{r.name}", lang) if r.name in REGISTRY else "",
+            "status": r.status, "status_label": t(f"status.{r.status}", lang),
+            "seconds": f"{r.seconds:.1f}" if r.status != "skipped" else "",
+            "href": f"{r.name}.html" if r.status in ("ok", "failed") else None,
+            "note": skip_note(r, lang) if r.reason else (r.error or ""),
+        })
+    return env.get_template("run_index.html.j2").render(
+        lang=lang, t=lambda k, **kw: t(k, lang, **kw), m=manifest, reports=reports,
+        status_label=t({"ok": "status.ok", "failed": "status.partial", "running": "status.running"}[manifest["status"]], lang),
+        headlines=[(t(f"headline.{k}", lang), format_percent(v, lang) if k.endswith("rate") else
+                     format_number(v, lang, digits=0 if float(v).is_integer() else 2)) for k, v in headlines.items()],
+        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
+        duration=f"{(finished - started).total_seconds():.0f} s" if finished else "",
+        data_files=data_files, version=__version__, messages=catalogue(),
+    )
