@@ -283,7 +283,7 @@ def main() -> None:
     ap.add_argument("--deals", type=int, default=None, help="opportunities (default rows // 100)")
     ap.add_argument("--keep", type=Path, default=None, help="folder for the Parquet files, reused when it holds "
                                                               "data made with the same --rows and --deals")
-    ap.add_argument("--impl", default="funnel_lab.activities",
+    ap.add_argument("--impl", default="funnel_lab.data.activities",
                     help="module (or .py file) providing connect() and behaviour_features(); default %(default)s")
     ap.add_argument("--whole", action="store_true",
                     help="also time the whole activity-log load (read, check, quarantine, features) on the same "
@@ -320,7 +320,7 @@ def main() -> None:
             for part in parts:
                 inbox, queue = children[part]
                 out = Path(tmp) / f"funnel_lab_{part}.parquet"
-                inbox.put((part, args.impl if part == "features" else "funnel_lab.activities", str(ep), str(cp),
+                inbox.put((part, args.impl if part == "features" else "funnel_lab.data.activities", str(ep), str(cp),
                            str(out), WINDOWS))
                 status, seconds, peak_mb, extra = queue.get()
                 procs[part].join()

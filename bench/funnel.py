@@ -75,7 +75,7 @@ def reference(hp: Path, op: Path) -> pd.DataFrame:
 
 
 def _funnel_lab_part(inbox, queue) -> None:
-    from funnel_lab.funnel import deal_reach, funnel_table
+    from funnel_lab.analysis.funnel import deal_reach, funnel_table
 
     hp, op = inbox.get()
     start = time.perf_counter()

@@ -64,7 +64,7 @@ def reference(df: pd.DataFrame) -> np.ndarray:
 
 def _funnel_lab_part(rows: int, queue) -> None:
     from funnel_lab.config import Stages
-    from funnel_lab.stages import assign_stages, build_model
+    from funnel_lab.analysis.stages import assign_stages, build_model
 
     df = make_data(rows)
     model = build_model(Stages.model_validate({"order": ORDER, "method": "rules", "rules": RULES}))

@@ -32,7 +32,7 @@ def _close_figures():
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
     """A copy of the project's params with a small demo dataset beside it (params/, data/demo/)."""
-    from funnel_lab.datasets import write_demo_data
+    from funnel_lab.data.demo import write_demo_data
 
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(ROOT / "params", root / "params")
@@ -44,8 +44,10 @@ def demo_project(tmp_path_factory) -> Path:
 def demo_run(demo_project) -> Path:
     """``funnel-lab run params/demo.yaml`` on the small demo, through the console entry point; the run folder."""
     out = demo_project / "reports"
+    # every pipeline step of the run, the runner's and the kernels', is traced (test_pipeline counts them)
+    env = {**os.environ, "FUNNEL_LAB_TRACE": str(demo_project / "demo_run_trace.jsonl")}
     res = subprocess.run(FUNNEL_LAB + ["run", "params/demo.yaml", "--out", str(out)], cwd=demo_project,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr
     return out / "demo"
 

@@ -15,7 +15,7 @@ from statsmodels.stats.proportion import (confint_proportions_2indep, proportion
                                           proportions_ztest)
 
 from conftest import ROOT
-from funnel_lab import abtest as ab
+from funnel_lab.analysis import abtest as ab
 
 
 def _units(arms: dict[str, tuple[int, int]]) -> pd.DataFrame:
@@ -366,8 +366,7 @@ def test_summary_json_is_native_and_has_the_design_keys():
 def demo_experiment(demo_project):
     import funnel_lab
 
-    run = funnel_lab.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
-                              notebook="40_ab_test")
+    run = funnel_lab.load(demo_project / "params" / "demo.yaml")
     truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text())["experiment"]
     return run.cleaned["experiment"].data, truth
 
@@ -396,12 +395,9 @@ def test_demo_lift_inside_the_interval_and_dirty_units_excluded(demo_experiment)
 
 @pytest.mark.shared_data
 def test_ab_udacity(shared_data):
-    from funnel_lab.clean import clean_tables
-    from funnel_lab.config import load_params
-    from funnel_lab.ingest import load_tables
+    import funnel_lab as fl
 
-    params = load_params([ROOT / "params" / "examples" / "ab_udacity.yaml"])
-    exp = clean_tables(load_tables(params), params)["experiment"].data
+    exp = fl.load(ROOT / "params" / "examples" / "ab_udacity.yaml").cleaned_table("experiment").data
     h = ab.clean_assignment(exp)
 
     raw = pd.read_csv(shared_data / "ab_udacity" / "ab_data.csv")
@@ -429,7 +425,7 @@ def test_ab_udacity(shared_data):
 def test_hygiene_and_exclusions_agree_on_a_tied_usual_value():
     """A variant whose six pages tie (one unit each): the hygiene table and the exclusions both take the first in
     sort order. 18 (variant, page) pairs: enough for an unstable sort to pick another (it picked p2)."""
-    from funnel_lab.quality import experiment_hygiene
+    from funnel_lab.analysis.abtest import experiment_hygiene
 
     rows = ([("A", f"p{i}") for i in range(1, 7)] + [("B", "q0")] * 200 + [("B", f"q{i}") for i in range(1, 7)]
             + [("C", "r0")] * 200 + [("C", f"r{i}") for i in range(1, 5)])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.activities import (behaviour_features, connect, cutoffs, feature_definitions, load_activity_log,
-                                   load_saved_activity_log, save_activity_log, saved_log_dir, with_features)
+from funnel_lab.data.activities import (behaviour_features, connect, cutoffs, feature_definitions, load_activity_log,
+                                        with_features)
 from funnel_lab.config import ParamsError, TableSource
 
 AS_OF = pd.Timestamp("2026-03-01")
@@ -245,8 +243,7 @@ def test_demo_features_are_the_generators_counts(demo_project):
 
     import funnel_lab
 
-    run = funnel_lab.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
-                              notebook="00_data_quality")
+    run = funnel_lab.load(demo_project / "params" / "demo.yaml")
     o = run.opportunities
     truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
     # every true deal's behaviour columns are the counts of its events up to its cut-off (open and closed alike;
@@ -316,7 +313,7 @@ def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, even
     through the whole load (read, check, quarantine), whose quarantine is exactly the events of unknown ids."""
     import importlib.util
 
-    import funnel_lab.activities as act
+    import funnel_lab.data.activities as act
 
     from conftest import ROOT
 
@@ -352,45 +349,6 @@ def test_day_first_dates_are_read_with_the_format_the_other_tables_use(tmp_path)
     assert f.loc["A", "days_since_last_call"] == pytest.approx(14 / 24)
     assert f.loc["C", "call_total"] == 1 and log.quarantine["reason"].tolist() == [
         "occurred_at is not a date: 31/02/2026 10:00"]
-
-
-# ---------------------------------------------------------------------------------- the log kept for the notebooks
-
-def test_a_kept_log_reads_back_equal(log_file, tmp_path):
-    log = load_activity_log(_source(log_file), _opportunities(), as_of=AS_OF, windows=[7, 30])
-    assert len(log.quarantine) and len(log.features)  # every table has rows to compare
-    assert save_activity_log(log, tmp_path / "kept", "k1")
-    back = load_saved_activity_log(tmp_path / "kept", "k1")
-    for name in ("column_map", "audit", "quarantine", "types", "features", "definitions"):
-        pd.testing.assert_frame_equal(getattr(back, name), getattr(log, name), obj=name)
-    assert (back.source, back.sha256, back.rows, back.key) == (log.source, log.sha256, log.rows, log.key)
-    assert load_saved_activity_log(tmp_path / "kept", "k2") is None  # computed from something else
-    assert load_saved_activity_log(tmp_path / "nothing kept", "k1") is None
-
-
-def test_notebooks_take_the_log_the_runner_kept_only_when_made_from_the_same(demo_project, tmp_path):
-    """The plan's key equals the one a notebook computes from the resolved params the runner writes; a notebook
-    takes the kept log then (a planted value shows it), and computes its own when the params differ."""
-    import yaml
-
-    from funnel_lab.config import resolved_dict
-    from funnel_lab.report import plan_run
-    from funnel_lab.session import open_run
-
-    plan = plan_run([demo_project / "params" / "demo.yaml"])
-    planted = plan.activity_log.features.copy()
-    planted.loc[0, "visit_total"] = 999_999
-    run_dir = tmp_path / plan.params.run_name
-    save_activity_log(replace(plan.activity_log, features=planted), saved_log_dir(run_dir), plan.activity_key)
-    resolved = resolved_dict(plan.params)
-    (tmp_path / "same.yaml").write_text(yaml.safe_dump(resolved, allow_unicode=True))
-    run = open_run(tmp_path / "same.yaml", out_dir=tmp_path, notebook="00_data_quality")
-    assert run.activity_log.features.loc[0, "visit_total"] == 999_999
-    (tmp_path / "other.yaml").write_text(yaml.safe_dump({**resolved, "features": {"windows": [30, 60]}},
-                                                         allow_unicode=True))
-    other = open_run(tmp_path / "other.yaml", out_dir=tmp_path, notebook="00_data_quality").activity_log
-    assert other.features.loc[0, "visit_total"] == plan.activity_log.features.loc[0, "visit_total"] != 999_999
-    assert "visit_60d" in other.features.columns
 
 
 def test_source_columns_named_like_internal_fields_change_nothing(log_file, tmp_path):

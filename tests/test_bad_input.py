@@ -28,10 +28,9 @@ import pytest
 import yaml
 
 from conftest import cli
-from funnel_lab.clean import clean_tables
 from funnel_lab.cli import main
 from funnel_lab.config import load_params
-from funnel_lab.ingest import load_tables
+from funnel_lab.pipeline import Pipeline
 
 # --------------------------------------------------------------------------- building inputs
 
@@ -320,9 +319,8 @@ def test_good_input_is_read_with_its_row_counts(tmp_path, monkeypatch, capsys, c
 
 def load(d: Path):
     """(tables, cleaned) for ``d/p.yaml``, as ``check`` reads them."""
-    params = load_params([d / "p.yaml"])
-    tables = load_tables(params)
-    return tables, clean_tables(tables, params)
+    p = Pipeline(load_params([d / "p.yaml"]))
+    return p.tables, p.cleaned
 
 
 def assert_audit_adds_up(audit: pd.DataFrame, rows_in: int, rows_out: int) -> None:

@@ -6,20 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.clean import (dedupe_exact, drop_columns, flag_columns, normalise_name, replace_placeholders,
+from funnel_lab.data.clean import (dedupe_exact, drop_columns, flag_columns, normalise_name, replace_placeholders,
                               standardise_text)
 from funnel_lab.config import ParamsError, load_params
-from funnel_lab.datasets import make_demo_tables
-from funnel_lab.ingest import load_tables
-from funnel_lab.clean import clean_tables
+from funnel_lab.data.demo import make_demo_tables
+from funnel_lab.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
 def demo(demo_project):
-    params = load_params([demo_project / "params" / "demo.yaml"])
-    tables = load_tables(params)
+    p = Pipeline(load_params([demo_project / "params" / "demo.yaml"]))
     truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
-    return tables, clean_tables(tables, params), truth
+    return p.tables, p.cleaned, truth
 
 
 def test_every_step_accounts_for_every_row(demo):

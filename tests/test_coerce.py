@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.coerce import coerce_column, date_formats_found, infer_kind, parse_bools, parse_dates, parse_numbers
+from funnel_lab.data.coerce import coerce_column, date_formats_found, infer_kind, parse_bools, parse_dates, parse_numbers
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from funnel_lab.datasets import make_demo_tables, write_demo_data
+from funnel_lab.data.demo import make_demo_tables, write_demo_data
 
 ROWS = 20_000
 AS_OF = pd.Timestamp("2026-06-30")

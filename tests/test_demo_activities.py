@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab import datasets
-from funnel_lab.datasets import make_demo_tables, write_demo_data
+from funnel_lab.data import demo as datasets
+from funnel_lab.data.demo import make_demo_tables, write_demo_data
 
 ROWS = 2_000
 SEED = 7

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from funnel_lab.config import ParamsError
-from funnel_lab.expr import (FUNCTIONS, Expression, ExpressionError, check_columns, evaluate, evaluate_mask,
+from funnel_lab.analysis.expr import (FUNCTIONS, Expression, ExpressionError, check_columns, evaluate, evaluate_mask,
                              parse_expression)
 
 T, F = True, False

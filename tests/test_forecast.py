@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.forecast import reach_at, simulate_won_revenue, stage_at, win_probability_by_stage
+from funnel_lab.analysis.forecast import reach_at, simulate_won_revenue, stage_at, win_probability_by_stage
 
 ORDER = ["a", "b"]
 
@@ -60,7 +60,7 @@ def _snapshot_example():
 
 
 def test_win_probability_from_snapshots_by_hand():
-    from funnel_lab.forecast import snapshot_dates, win_probability_at_snapshots
+    from funnel_lab.analysis.forecast import snapshot_dates, win_probability_at_snapshots
 
     opp, h = _snapshot_example()
     assert snapshot_dates(pd.Timestamp("2024-01-10"), pd.Timestamp("2024-03-05")) == [
@@ -74,7 +74,7 @@ def test_win_probability_from_snapshots_by_hand():
 
 
 def test_backtest_uses_only_what_was_known_then():
-    from funnel_lab.forecast import backtest
+    from funnel_lab.analysis.forecast import backtest
 
     opp, h = _snapshot_example()
     d = pd.Timestamp("2024-03-05")

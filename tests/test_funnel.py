@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.funnel import (deal_reach, funnel_table, shrunk_win_rates, stage_dynamics, stage_durations,
+from funnel_lab.analysis.funnel import (deal_reach, funnel_table, shrunk_win_rates, stage_dynamics, stage_durations,
                                time_in_stage, unmapped_stages, win_rates)
 
 ORDER = ["a", "b", "c"]
@@ -107,11 +107,9 @@ def test_demo_history_recovers_the_generators_ground_truth(demo_project):
     import json
 
     import funnel_lab as fl
-    from funnel_lab import funnel_report
 
-    run = fl.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch", notebook="20_funnel")
     truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
-    r = funnel_report.analyse_funnel(run)
+    r = fl.load(demo_project / "params" / "demo.yaml").funnel()
     dyn = r.dynamics[["skips", "backward", "re_entries"]].sum().to_dict()
     sh = truth["stage_history"]
     assert dyn == {"skips": sh["skips"], "backward": sh["backward_moves"], "re_entries": sh["re_entries"]}
@@ -148,7 +146,7 @@ def test_reach_edge_cases_one_row_per_deal_sorted_by_id():
 def test_funnel_by_group_counts_each_groups_deals_with_wilson_intervals():
     from statsmodels.stats.proportion import proportion_confint
 
-    from funnel_lab.funnel import funnel_by_group
+    from funnel_lab.analysis.funnel import funnel_by_group
 
     reach = pd.DataFrame({"opportunity_id": [f"d{i}" for i in range(7)], "any_reach": [1, 2, 3, 1, 1, 2, 5]})
     opp = pd.DataFrame({"opportunity_id": [f"d{i}" for i in range(7)],

@@ -15,12 +15,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from funnel_lab.clean import clean_tables
+from funnel_lab import open_run
+from funnel_lab.analysis.funnel import deal_reach, funnel_table, stage_dynamics
 from funnel_lab.config import load_params
-from funnel_lab.funnel import deal_reach, funnel_table, stage_dynamics
-from funnel_lab.funnel_report import analyse_funnel
-from funnel_lab.ingest import load_tables
-from funnel_lab.session import open_run
+from funnel_lab.pipeline import Pipeline
 
 EXAMPLES = ROOT / "params" / "examples"
 pytestmark = pytest.mark.shared_data
@@ -35,8 +33,7 @@ MAVEN_ANY = [8800, 8300, 6683, 4238]
 
 def cleaned_example(name: str):
     params = load_params([EXAMPLES / f"{name}.yaml"])
-    tables = load_tables(params)
-    return params, clean_tables(tables, params)
+    return params, Pipeline(params).cleaned
 
 
 # ---------------------------------------------------------------------------------------- independent (plain pandas)
@@ -182,7 +179,7 @@ def test_salesforce_funnel_exact_counts(shared_data):
 
 def test_salesforce_analyse_funnel_through_a_run(shared_data, tmp_path):
     run = open_run(EXAMPLES / "salesforce_devorg.yaml", out_dir=tmp_path, notebook="20_funnel")
-    r = analyse_funnel(run)
+    r = run.pipeline.funnel()
     assert r.from_history and r.deals_with_history == 31 and r.unmapped.empty
     by_hand = salesforce_reach_by_hand(shared_data)
     assert_same_funnel(r.funnel, expected_funnel({"any": by_hand["any_reach"], "strict": by_hand["strict_reach"]},
@@ -250,7 +247,7 @@ def test_maven_funnel_without_history_exact_counts(shared_data, tmp_path):
     params = load_params([EXAMPLES / "maven_crm.yaml"])
     assert params.data.stage_history is None
     run = open_run(EXAMPLES / "maven_crm.yaml", out_dir=tmp_path, notebook="20_funnel")
-    r = analyse_funnel(run)
+    r = run.pipeline.funnel()
     assert not r.from_history and r.deals_with_history == 0 and r.order == MAVEN_ORDER
     assert set(r.funnel["mode"]) == {"any"}
     want = expected_funnel({"any": maven_reach_by_hand(shared_data)}, MAVEN_ORDER + ["won"])

@@ -4,7 +4,8 @@ import warnings
 import matplotlib.pyplot as plt
 import pytest
 
-from funnel_lab.i18n import catalogue, format_number, format_percent, set_plot_theme, t
+from funnel_lab.i18n import catalogue, format_number, format_percent, t
+from funnel_lab.reports.plots import set_plot_theme
 
 
 def test_every_message_has_both_languages_with_the_same_placeholders():

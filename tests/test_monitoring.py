@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.monitoring import (below_own_history, breaches, control_limits, conversion_windows,
+from funnel_lab.analysis.monitoring import (below_own_history, breaches, control_limits, conversion_windows,
                                    expected_close_as_known, period_series, pipeline_moves, pipeline_waterfall,
                                    stage_entries)
 
@@ -148,11 +148,9 @@ def test_pipeline_waterfall_hand_example_and_identity():
 
 def test_waterfall_identity_holds_deal_by_deal_on_the_demo(demo_project):
     import funnel_lab as fl
-    from funnel_lab import monitoring_report
 
-    run = fl.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
-                      notebook="60_forecast_monitoring")
-    r = monitoring_report.analyse_monitoring(run)
+    run = fl.load(demo_project / "params" / "demo.yaml")
+    r = run.monitoring()
     m = r.moves
     flow = (m["in_start"].astype(int) + m["created"] + m["pulled_in"] - m["pushed_out"] - m["won"] - m["lost"])
     assert (flow == m["in_end"].astype(int)).all()

@@ -6,8 +6,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from funnel_lab.config import NOTEBOOKS
-from funnel_lab.report import REGISTRY
+from funnel_lab.runner.registry import NOTEBOOKS
+from funnel_lab.runner.registry import REGISTRY
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(NB_DIR.glob("*.ipynb"))

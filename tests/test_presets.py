@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.presets import NONE, PRESETS, Preset, get_preset
+from funnel_lab.data.presets import NONE, PRESETS, Preset, get_preset
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -7,19 +7,17 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, cli
-from funnel_lab.clean import clean_tables
 from funnel_lab.config import load_params
-from funnel_lab.ingest import load_tables
-from funnel_lab.quality import experiment_hygiene
+from funnel_lab.analysis.abtest import experiment_hygiene
+from funnel_lab.pipeline import Pipeline
 
 EXAMPLES = ROOT / "params" / "examples"
 pytestmark = pytest.mark.shared_data
 
 
 def cleaned_example(name: str):
-    params = load_params([EXAMPLES / f"{name}.yaml"])
-    tables = load_tables(params)
-    return tables, clean_tables(tables, params)
+    p = Pipeline(load_params([EXAMPLES / f"{name}.yaml"]))
+    return p.tables, p.cleaned
 
 
 def test_salesforce_devorg(shared_data):
@@ -125,10 +123,10 @@ def test_example_runs_end_to_end(shared_data, tmp_path, name, reports):
 
 
 def test_xeducation_score_model_orders_leads(shared_data):
-    from funnel_lab.stages import assign_stages, build_model, check_model
+    from funnel_lab.analysis.stages import assign_stages, build_model, check_model
 
     params = load_params([EXAMPLES / "xeducation_leads.yaml"])
-    opp = clean_tables(load_tables(params), params)["opportunities"].data
+    opp = Pipeline(params).cleaned_table("opportunities").data
     model = build_model(params.stages)
     checks = check_model(opp, assign_stages(opp, model), model)
     # measured: AUC 0.83 and win rates rising at every band on this file

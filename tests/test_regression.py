@@ -15,8 +15,8 @@ from sklearn.model_selection import train_test_split
 
 import funnel_lab
 from conftest import ROOT
-from funnel_lab.datasets import write_demo_data
-from funnel_lab.regression import (COEFFICIENT_COLUMNS, analysis_frame, calibration_by_decile, check_formula,
+from funnel_lab.data.demo import write_demo_data
+from funnel_lab.analysis.regression import (COEFFICIENT_COLUMNS, analysis_frame, calibration_by_decile, check_formula,
                                    coefficients_csv, fit_linear, fit_logit, holdout_auc, strongest_drivers, vif_table)
 
 TRUE_FORMULA = ("won ~ meetings + emails_replied + demo + trial + quote_sent + budget_confirmed"
@@ -128,7 +128,7 @@ def _truth_names(logistic: dict) -> dict[str, float]:
 
 
 def _demo_fit(project, alpha):
-    ctx = funnel_lab.open_run(project / "params" / "demo.yaml", out_dir=project / "scratch", notebook="30_regression")
+    ctx = funnel_lab.load(project / "params" / "demo.yaml")
     frame = analysis_frame(ctx.opportunities, "won")
     truth = json.loads((project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
     fit = fit_logit(frame.data, TRUE_FORMULA, cluster="owner", alpha=alpha)
@@ -444,12 +444,7 @@ def test_unknown_column_and_reference_level_get_did_you_mean(synthetic):
 
 @pytest.mark.shared_data
 def test_xeducation_logit_counts_and_time_on_site(shared_data):
-    from funnel_lab.clean import clean_tables
-    from funnel_lab.config import load_params
-    from funnel_lab.ingest import load_tables
-
-    params = load_params([ROOT / "params" / "examples" / "xeducation_leads.yaml"])
-    opp = clean_tables(load_tables(params), params)["opportunities"].data
+    opp = funnel_lab.load(ROOT / "params" / "examples" / "xeducation_leads.yaml").cleaned_table("opportunities").data
     frame = analysis_frame(opp, "won")
     formula = "won ~ total_time_spent_on_website + total_visits + C(lead_origin)"
     fit = fit_logit(frame.data, formula)

@@ -11,18 +11,16 @@ from conftest import cli
 
 def test_demo_deal_size_model_recovers_the_generators_segment_medians(demo_project):
     import funnel_lab as fl
-    from funnel_lab import regression_report
+    from funnel_lab.reports import regression as page
 
-    run = fl.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
-                      notebook="30_regression")
-    r = regression_report.analyse_regression(run)
+    r = fl.load(demo_project / "params" / "demo.yaml").regression()
     c = r.linear.coefficients.set_index("term")
     # the generator draws amounts log-normally around 8,000 (SMB), 30,000 (Mid-Market), 120,000 (Enterprise)
     for term, true in (("C(segment)[T.Mid-Market]", math.log(30_000 / 120_000)),
                        ("C(segment)[T.SMB]", math.log(8_000 / 120_000))):
         assert c.loc[term, "ci_low"] < true < c.loc[term, "ci_high"]
     assert c.loc["meetings", "p_value"] > 0.001  # amounts do not depend on meetings in the generator
-    sentences = regression_report.summary_sentences(r, "en")
+    sentences = page.summary_sentences(r, "en")
     assert any("each +1 in meetings multiplies the odds of winning by" in s for s in sentences)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from funnel_lab.report import render_html, run_reports, stakeholder_view
+from funnel_lab.runner import run_reports
+from funnel_lab.runner.render import render_html, stakeholder_view
 from htmlcheck import code_classes, offline_problems, read_page
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -111,8 +112,9 @@ def test_targeting_is_planned_on_the_outcome_it_will_model(demo_project):
     """The planner counts the rows run_targeting learns from for targeting.outcome, not the won/lost status."""
     import pandas as pd
 
-    from funnel_lab.config import ParamsError
-    from funnel_lab.report import _enough_outcomes, plan_run
+    from funnel_lab import ParamsError
+    from funnel_lab.analysis.targeting import enough_outcomes as _enough_outcomes
+    from funnel_lab.runner import plan_run
 
     deals = pd.DataFrame({"status": ["won", "lost"] * 30, "renewed": [1] * 5 + [0] * 55,
                           "upsold": [True] * 20 + [False] * 40})

@@ -34,13 +34,9 @@ def fill(url: str) -> None:
 
 
 def load(folder):
-    from funnel_lab.clean import clean_tables
-    from funnel_lab.config import load_params
-    from funnel_lab.ingest import load_tables
+    import funnel_lab as fl
 
-    p = load_params([folder / "p.yaml"])
-    tables = load_tables(p)
-    return clean_tables(tables, p)["opportunities"].data
+    return fl.load(folder / "p.yaml").cleaned_table("opportunities").data
 
 
 def check_table(df) -> None:
@@ -86,7 +82,7 @@ def test_database_files(tmp_path, kind):
 
 
 def test_database_url_from_the_environment_and_masked_in_the_manifest(postgres_url, tmp_path, monkeypatch):
-    from funnel_lab.report import run_reports
+    from funnel_lab.runner import run_reports
 
     fill(postgres_url)
     secret_url = postgres_url.replace("postgres@", "postgres:s3cret@")  # trust auth ignores the password

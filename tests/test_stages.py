@@ -4,14 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
-from statsmodels.stats.proportion import proportion_confint
 
-from funnel_lab.clean import clean_tables
+from funnel_lab.analysis.stages import (assign_stages, build_model, check_model, cochran_armitage, compare_models,
+                                        propose_bands, psi, rank_auc, stage_metrics)
 from funnel_lab.config import ParamsError, Stages, load_params
-from funnel_lab.datasets import write_demo_data
-from funnel_lab.ingest import load_tables
-from funnel_lab.stages import (assign_stages, build_model, check_model, cochran_armitage, compare_models,
-                               propose_bands, psi, rank_auc, stage_metrics, wilson_interval)
+from funnel_lab.data.demo import write_demo_data
+from funnel_lab.pipeline import Pipeline
 
 GOOD = {"potential": "True", "intent": "meetings >= 1 or emails_replied >= 2", "evaluation": "demo or trial",
         "decision": "quote_sent and budget_confirmed"}
@@ -28,21 +26,12 @@ def demo_opps(tmp_path_factory, demo_project):
     (folder / "params").mkdir()
     (folder / "params" / "demo.yaml").write_text((demo_project / "params" / "demo.yaml").read_text(encoding="utf-8"),
                                                  encoding="utf-8")
-    params = load_params([folder / "params" / "demo.yaml"])
-    return clean_tables(load_tables(params), params)["opportunities"].data
+    return Pipeline(load_params([folder / "params" / "demo.yaml"])).cleaned_table("opportunities").data
 
 
 def model(rules=None, **kw):
     cfg = {"model": "m", "order": ORDER, **({"method": "rules", "rules": rules} if rules else kw)}
     return build_model(Stages.model_validate(cfg))
-
-
-def test_wilson_matches_statsmodels():
-    won, n = np.array([0, 3, 50, 99, 10]), np.array([10, 7, 120, 100, 10])
-    low, high = wilson_interval(won, n)
-    ref_low, ref_high = proportion_confint(won, n, alpha=0.05, method="wilson")
-    np.testing.assert_allclose(low, ref_low, atol=1e-12)
-    np.testing.assert_allclose(high, ref_high, atol=1e-12)
 
 
 def test_rank_auc_matches_scikit_learn_with_ties():
@@ -141,22 +130,6 @@ def test_model_errors_name_the_stage():
         model({k: v for k, v in GOOD.items() if k != "decision"})
     with pytest.raises(ParamsError, match="stages.rules.intent"):
         model({**GOOD, "intent": "__import__('os').system('x')"})
-
-
-def test_wilson_bounds_contain_the_rate_at_zero_and_one():
-    low, high = wilson_interval(np.array([0, 7, 3]), np.array([7, 7, 9]))
-    p = np.array([0, 1, 3 / 9])
-    assert (low <= p).all() and (p <= high).all() and low[0] == 0 and high[1] == 1
-
-
-def test_two_proportion_test_small_and_degenerate_counts():
-    from scipy.stats import fisher_exact
-
-    from funnel_lab.stages import two_proportion_test
-
-    assert two_proportion_test(0, 7, 0, 4) == 1.0  # both all lost: no difference seen, not "significant"
-    assert two_proportion_test(1, 4, 3, 4) == pytest.approx(fisher_exact([[1, 3], [3, 1]])[1])
-    assert np.isnan(two_proportion_test(0, 0, 3, 4))
 
 
 def test_psi_with_an_empty_category_floors_shares():

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_sp
 
 import funnel_lab
 from conftest import ROOT
-from funnel_lab.targeting import (TARGET_COLUMNS, candidate_features, evaluate, fit_baseline, fit_tree, leaf_of,
+from funnel_lab.analysis.targeting import (TARGET_COLUMNS, candidate_features, evaluate, fit_baseline, fit_tree, leaf_of,
                                   leakage_scan, predict_probability, run_targeting, score_open, targeting_metrics,
                                   time_ordered_check, tree_nodes, tree_rules)
 
@@ -381,8 +381,7 @@ def test_time_ordered_check_says_why_it_cannot_run(planted):
 # ------------------------------------------------------------------------------------------------------ demo
 
 def test_demo_targeting(demo_project):
-    ctx = funnel_lab.open_run(demo_project / "params" / "demo.yaml", out_dir=demo_project / "scratch",
-                              notebook="50_targeting")
+    ctx = funnel_lab.load(demo_project / "params" / "demo.yaml")
     t = ctx.params.targeting
     res = run_targeting(ctx.opportunities, outcome=t.outcome, features=t.features, exclude=t.exclude,
                         max_depth=t.max_depth, top_n=t.top_n, seed=0)
@@ -419,12 +418,8 @@ def test_demo_targeting(demo_project):
 
 @pytest.mark.shared_data
 def test_xeducation_targeting_without_post_contact_columns(shared_data):
-    from funnel_lab.clean import clean_tables
-    from funnel_lab.config import load_params
-    from funnel_lab.ingest import load_tables
-
-    params = load_params([EXAMPLES / "xeducation_leads.yaml"])
-    opp = clean_tables(load_tables(params), params)["opportunities"].data
+    p = funnel_lab.load(EXAMPLES / "xeducation_leads.yaml")
+    params, opp = p.params, p.cleaned_table("opportunities").data
     t = params.targeting
     assert {"tags", "lead_quality", "last_notable_activity"} <= set(t.exclude)
     res = run_targeting(opp, outcome=t.outcome, exclude=t.exclude, max_depth=t.max_depth, top_n=t.top_n, seed=0)

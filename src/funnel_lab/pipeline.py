@@ -211,11 +211,12 @@ class Pipeline:
         from .data.ingest import file_sha256, source_sha256
 
         def compute() -> dict[str, str]:
+            # a missing file has no checksum: reading it says which file and where it is expected
             out = {}
             for name, src in self.params.tables().items():
-                out[name] = source_sha256(src)
+                out[name] = source_sha256(src) if src.path is None or Path(src.path).is_file() else ""
                 for i, j in enumerate(src.join):
-                    out[f"{name}.join[{i}]"] = file_sha256(j.path)
+                    out[f"{name}.join[{i}]"] = file_sha256(j.path) if Path(j.path).is_file() else ""
             return out
 
         return self._step("checksums", "", [self._section("data")], compute)
@@ -226,7 +227,7 @@ class Pipeline:
 
         src = self._source(name)
         return self._step("table", name, [self._section("data", name)],
-                          lambda: load_table(src, table=name, sha256=self.checksums[name]))
+                          lambda: load_table(src, table=name, sha256=self.checksums[name] or None))
 
     def _source(self, name: str):
         src = self.params.tables().get(name)
@@ -322,7 +323,7 @@ class Pipeline:
         def compute():
             return load_activity_log(src, opps.data, as_of=self.as_of, windows=f.windows,
                                      days_before_close=f.days_before_close, placeholders=self.params.cleaning.placeholders,
-                                     merged_ids=opps.merged_ids, sha256=self.checksums["activities"])
+                                     merged_ids=opps.merged_ids, sha256=self.checksums["activities"] or None)
 
         return self._step("activities", "", self._feature_inputs() + [str(self.as_of)], compute)
 

@@ -35,6 +35,7 @@ Semantics (missing = NaN / NA / None)
 from __future__ import annotations
 
 import ast
+import difflib
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.ingest import snake_case
 from ..errors import ParamsError, did_you_mean
 
 __all__ = ["FUNCTIONS", "Expression", "ExpressionError", "check_columns", "evaluate", "evaluate_mask",
@@ -388,10 +390,6 @@ def _syntax_error(src: _Source, body: str, lead: int, e: SyntaxError) -> Express
 
 def check_columns(expr: Expression, columns) -> None:
     """:class:`ExpressionError` for a referenced name that is not one of ``columns`` (with a did-you-mean)."""
-    import difflib
-
-    from ..data.ingest import snake_case
-
     cols = [str(c) for c in columns]
     have = set(cols)
     for name in expr._order or sorted(expr.names):

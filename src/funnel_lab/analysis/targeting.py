@@ -1389,6 +1389,7 @@ def analyse_targeting(p) -> TargetingResult:
     from ..i18n import t
 
     c = p.params.targeting
+    enough_outcomes(p.opportunities, c.outcome)  # an outcome that is no 0/1 column is named as the params key
     return run_targeting(p.opportunities, outcome=c.outcome, features=c.features, exclude=c.exclude,
                          drop_columns=p.params.cleaning.drop_columns, allow=c.allow, max_depth=c.max_depth,
                          top_n=c.top_n, seed=c.seed, next_actions=c.next_actions,

@@ -17,4 +17,6 @@ def __getattr__(name: str):
         return importlib.import_module(".plan", __name__).plan_run
     if name == "run_reports":
         return importlib.import_module(".run", __name__).run_reports
+    if name in ("execute", "plan", "registry", "render", "run"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
