@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from ..data.schemas import canonical_columns
 from ..errors import ParamsError, did_you_mean
 from ..result import Result
 from .stats import two_proportion_test, wilson_interval
@@ -19,7 +20,7 @@ from .stats import two_proportion_test, wilson_interval
 RULES = ("missing_assignment", "assignment_mismatch", "multiple_variants", "repeated_unit")
 #: Canonical columns that describe the unit or its outcome, never the assignment: a strong effect must not make
 #: ``converted`` look like a copy of the variant (and get its rows thrown away).
-NOT_MIRRORS = ("converted", "value", "pre_value", "segment", "assigned_at")
+NOT_MIRRORS = tuple(c for c in canonical_columns("experiment") if c not in ("unit_id", "variant"))
 BINARY_COLUMNS = ["variant", "n", "conversions", "rate", "ci_low", "ci_high", "missing", "n_control", "rate_control",
                   "diff", "diff_ci_low", "diff_ci_high", "relative_lift", "lift_ci_low", "lift_ci_high", "z",
                   "p_value", "chi2_p", "fisher_p", "test", "p_headline", "p_holm"]

@@ -57,6 +57,12 @@ LEAKAGE_REASONS = ("predicts_alone", "filled_after_outcome", "outcome_levels")
 MIN_CLOSED = 50
 #: The rarer outcome needs at least this many deals (stratified folds and a test split need some of each).
 MIN_PER_CLASS = 10
+
+
+def _enough_to_learn(n_closed: int, wins: int) -> bool:
+    """The one minimum-deal rule: :data:`MIN_CLOSED` closed deals, :data:`MIN_PER_CLASS` of each outcome."""
+    return n_closed >= MIN_CLOSED and min(wins, n_closed - wins) >= MIN_PER_CLASS
+
 #: Columns that define the outcome or are only known once it is: never inputs.
 OUTCOME_COLUMNS = ("status", "won", "closed_at")
 #: Always identifiers, whatever their uniqueness (an account recurs, but a tree that learns account names has
@@ -1174,7 +1180,7 @@ def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_
         after &= ~(created > cutoff).to_numpy()
     out: dict[str, Any] = {"cutoff": cutoff, "n_train": int(before.sum()), "n_checked": int(after.sum())}
     y_before, y_after = y[before], y[after]
-    if before.sum() < MIN_CLOSED or min(y_before.sum(), len(y_before) - y_before.sum()) < MIN_PER_CLASS:
+    if not _enough_to_learn(int(before.sum()), int(y_before.sum())):
         return {"status": "too_few_before", **out}
     if after.sum() < MIN_LATER_CLOSED or y_after.sum() in (0, len(y_after)):
         return {"status": "too_few_after", **out}
@@ -1329,12 +1335,12 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
     af = analysis_frame(opportunities, outcome)
     closed, y = opportunities.loc[af.data.index], af.data[outcome].to_numpy(dtype=int)
     wins, n_closed = int(y.sum()), len(y)
-    if n_closed < MIN_CLOSED:
-        raise ParamsError(f"targeting: {n_closed} closed deals with a known '{outcome}'; at least {MIN_CLOSED} are "
-                         f"needed to fit and test a tree")
-    if min(wins, n_closed - wins) < MIN_PER_CLASS:
-        raise ParamsError(f"targeting: {wins} won and {n_closed - wins} lost of {n_closed} closed deals; at least "
-                         f"{MIN_PER_CLASS} of each are needed (a model of one outcome ranks nothing)")
+    if not _enough_to_learn(n_closed, wins):
+        raise ParamsError(
+            f"targeting: {n_closed} closed deals with a known '{outcome}'; at least {MIN_CLOSED} are needed to fit "
+            f"and test a tree" if n_closed < MIN_CLOSED else
+            f"targeting: {wins} won and {n_closed - wins} lost of {n_closed} closed deals; at least {MIN_PER_CLASS} "
+            f"of each are needed (a model of one outcome ranks nothing)")
     open_frame = _open_rows(opportunities, outcome)
     cols, left_out = candidate_features(opportunities, outcome=outcome, features=features, exclude=exclude,
                                         drop_columns=drop_columns)
@@ -1380,8 +1386,7 @@ def enough_outcomes(opportunities: pd.DataFrame, outcome: str) -> bool:
     if not y.isin([0, 1]).all():
         odd = sorted({str(v) for v in y[~y.isin([0, 1])]})[:5]
         raise ParamsError(f"targeting.outcome: the column '{outcome}' must hold 0/1 or yes/no; found {', '.join(odd)}")
-    wins = int((y == 1).sum())
-    return len(y) >= MIN_CLOSED and min(wins, len(y) - wins) >= MIN_PER_CLASS
+    return _enough_to_learn(len(y), int((y == 1).sum()))
 
 
 def analyse_targeting(p) -> TargetingResult:

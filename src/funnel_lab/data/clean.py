@@ -417,7 +417,7 @@ def clean_table(table: Table, cleaning: Cleaning, *, date_format: str = "auto") 
     Parameters
     ----------
     table : Table
-        From :func:`funnel_lab.ingest.load_table`.
+        From :func:`funnel_lab.data.ingest.load_table`.
     cleaning : Cleaning
         ``params.cleaning``: placeholders, dedupe keys and fuzzy columns, columns to drop.
     date_format : str

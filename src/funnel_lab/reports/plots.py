@@ -44,7 +44,7 @@ def plot_missing(profile: pd.DataFrame, *, title: str = "", ax: Axes | None = No
     Parameters
     ----------
     profile : DataFrame
-        From :func:`funnel_lab.quality.column_profile` (``column``, ``missing_share``).
+        From :func:`funnel_lab.data.quality.column_profile` (``column``, ``missing_share``).
     title : str
         Axes title.
     ax : Axes, optional
@@ -94,7 +94,7 @@ def plot_win_rates(metrics: pd.DataFrame, *, labels: dict[str, str] | None = Non
     Parameters
     ----------
     metrics : DataFrame
-        ``stage``, ``n_closed``, ``win_rate``, ``ci_low``, ``ci_high`` (from :func:`funnel_lab.stages.stage_metrics`).
+        ``stage``, ``n_closed``, ``win_rate``, ``ci_low``, ``ci_high`` (from :func:`funnel_lab.analysis.stages.stage_metrics`).
     labels : dict, optional
         Stage -> label shown on the axis.
     """
@@ -130,7 +130,7 @@ def plot_stage_mix(shares: pd.DataFrame, *, labels: dict[str, str] | None = None
 
 def plot_funnel(funnel: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
                 ax: Axes | None = None) -> Axes:
-    """Deals reaching each stage, ``any`` and ``strict`` side by side (from :func:`funnel_lab.funnel.funnel_table`)."""
+    """Deals reaching each stage, ``any`` and ``strict`` side by side (from :func:`funnel_lab.analysis.funnel.funnel_table`)."""
     modes = [m for m in ("any", "strict") if m in set(funnel["mode"])]
     stages = list(dict.fromkeys(funnel["stage"]))
     ax = _axes(ax, height=0.55 * len(stages) + 1.2)
@@ -204,7 +204,7 @@ def plot_forecast(forecast: pd.DataFrame, *, labels: dict[str, str] | None = Non
 
 
 def plot_variant_rates(binary: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
-    """Conversion rate per variant with its 95% interval (from :func:`funnel_lab.abtest.binary_comparison`)."""
+    """Conversion rate per variant with its 95% interval (from :func:`funnel_lab.analysis.abtest.binary_comparison`)."""
     ax = _axes(ax, height=0.5 * len(binary) + 1.3)
     y = np.arange(len(binary))
     ax.hlines(y, binary["ci_low"], binary["ci_high"], color="#4c72b0", lw=3, alpha=0.5)
@@ -284,7 +284,7 @@ def plot_tree_diagram(nodes: pd.DataFrame, *, yes: str = "yes", no: str = "no", 
     Parameters
     ----------
     nodes : DataFrame
-        From :func:`funnel_lab.targeting.tree_nodes`.
+        From :func:`funnel_lab.analysis.targeting.tree_nodes`.
     yes, no, deals : str
         Words for the branch labels and the leaf size (the report's language).
     """
@@ -330,7 +330,7 @@ def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str],
     Parameters
     ----------
     limits : DataFrame
-        From :func:`funnel_lab.monitoring.control_limits`.
+        From :func:`funnel_lab.analysis.monitoring.control_limits`.
     metric : {"entered", "conversion"}
         Which chart: entries (c-chart) or conversion (p-chart).
     stages : list of str

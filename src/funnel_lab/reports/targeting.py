@@ -47,7 +47,7 @@ def show_targets(run, r: tg.TargetingResult) -> None:
 
 
 def _show_measures(run, e: dict) -> None:
-    """:func:`~funnel_lab.targeting.evaluate`'s measures for the tree beside the baseline, each in its own unit."""
+    """:func:`~funnel_lab.analysis.targeting.evaluate`'s measures for the tree beside the baseline, each in its own unit."""
     shown = {"auc": lambda v: run.number(v, 2), "pr_auc": lambda v: run.number(v, 2),
              "precision_at_top_n": run.percent, "lift_at_10pct": lambda v: run.number(v, 1)}
     b = e.get("baseline", {})

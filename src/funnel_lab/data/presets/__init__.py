@@ -1,7 +1,7 @@
 """CRM export presets: which source columns are which canonical column, and how status and dates are derived.
 
 One module per CRM, each defining ``PRESET`` (a :class:`Preset`) and its derive function; the shared rules (header
-matching, the stage-label status rule, the close-date split) are in :mod:`funnel_lab.presets._common`.
+matching, the stage-label status rule, the close-date split) are in :mod:`funnel_lab.data.presets._common`.
 
 Use::
 

@@ -91,7 +91,7 @@ class Preset:
 
         Examples
         --------
-        >>> from funnel_lab.presets import get_preset
+        >>> from funnel_lab.data.presets import get_preset
         >>> get_preset("salesforce").match(["\\ufeffId", "stagename", "AccountId", "Account Name", "Other"])
         {'\\ufeffId': 'opportunity_id', 'Account Name': 'account', 'stagename': 'crm_stage'}
         """
@@ -193,7 +193,7 @@ def status_from_flags(
     Parameters
     ----------
     is_closed, is_won : Series or None
-        The flag columns as text (any spelling :func:`~funnel_lab.coerce.parse_bools` reads), or None when absent.
+        The flag columns as text (any spelling :func:`~funnel_lab.data.coerce.parse_bools` reads), or None when absent.
     stage : Series or None
         Stage labels, the fallback (see :func:`stage_status`).
     index : Index
