@@ -45,7 +45,7 @@ def cells(s: pd.Series) -> list:
 
 
 def test_registry_names_and_tables():
-    assert set(PRESETS) == {"salesforce", "salesforce_history", "hubspot", "zoho", "jiandaoyun", "maven",
+    assert set(PRESETS) == {"salesforce", "salesforce_history", "hubspot", "zoho", "pipedrive", "jiandaoyun", "maven",
                             "salesforce_activity", "web_analytics"}
     assert PRESETS["salesforce_history"].table == "stage_history"
     assert PRESETS["salesforce_activity"].table == PRESETS["web_analytics"].table == "activities"
@@ -119,7 +119,7 @@ def test_match_hubspot_display_and_api_names():
     ui = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Create Date", "Close Date", "Deal owner", "Deal Type",
           "Original Source Type", "Associated Company", "Deal probability", "Is Closed Won", "Is closed", "Pipeline"]
     assert get_preset("hubspot").match(ui) == {
-        "Record ID": "opportunity_id", "Deal Stage": "crm_stage", "Amount": "amount", "Create Date": "created_at",
+        "Record ID": "opportunity_id", "Deal Stage": "crm_stage", "Amount": "_deal_amount", "Create Date": "created_at",
         "Close Date": "_close_date", "Deal owner": "owner", "Deal Type": "segment", "Original Source Type": "source",
         "Associated Company": "account", "Deal probability": "crm_probability", "Is Closed Won": "_is_won",
         "Is closed": "_is_closed",
@@ -127,7 +127,7 @@ def test_match_hubspot_display_and_api_names():
     api = ["hs_object_id", "dealname", "dealstage", "amount", "createdate", "closedate", "hubspot_owner_id",
            "dealtype", "hs_analytics_source", "hs_deal_stage_probability", "hs_is_closed_won", "hs_is_closed"]
     assert get_preset("hubspot").match(api) == {
-        "hs_object_id": "opportunity_id", "dealstage": "crm_stage", "amount": "amount", "createdate": "created_at",
+        "hs_object_id": "opportunity_id", "dealstage": "crm_stage", "amount": "_deal_amount", "createdate": "created_at",
         "closedate": "_close_date", "hubspot_owner_id": "owner", "dealtype": "segment",
         "hs_analytics_source": "source", "hs_deal_stage_probability": "crm_probability",
         "hs_is_closed_won": "_is_won", "hs_is_closed": "_is_closed",

@@ -99,10 +99,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _stages(args: argparse.Namespace) -> int:
     """Read, clean, build the behaviour features, assign and check: no notebooks, no kernel, a few seconds."""
-    from .config import load_params
-    from .pipeline import Pipeline
+    from .pipeline import load
 
-    pipeline = Pipeline(load_params(args.params, args.overrides))
+    pipeline = load(*args.params, overrides=args.overrides)
     if pipeline.params.data.opportunities is None or pipeline.params.stages is None:
         raise ParamsError("stages needs data.opportunities and a stages: model (rules or score) in the params")
     print(pipeline.stage_design().text())

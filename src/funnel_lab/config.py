@@ -347,6 +347,34 @@ def load_params(files: list[str | Path], overrides: list[str] | None = None) -> 
     return _validate(merged, origin, str(files[0]))
 
 
+def require_tables(params: Params, files) -> None:
+    """Stop when the merged params name no table under ``data``: such a file is an overlay (a language, a title)
+    meant to be merged onto one that does, and a run of it alone would do nothing and report success.
+
+    Raises
+    ------
+    ParamsError
+        Naming ``data`` and the params files beside the first one that do name tables.
+    """
+    if params.tables():
+        return
+    files = [Path(f) for f in files]
+    folder = files[0].parent if files else Path.cwd()
+    bases = []
+    for candidate in sorted(folder.glob("*.y*ml")):
+        try:
+            doc = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and doc["data"]:
+            bases.append(candidate)
+    named = " ".join(str(f) for f in files)
+    hint = (f"; merge it onto a file that does, e.g. `funnel-lab run {bases[0]} {named}`" if bases else
+            "; add `data: {opportunities: {path: ...}}` or merge it onto a params file that names the tables")
+    raise ParamsError(f"{named or 'params'}: key 'data': names no table ({', '.join(TABLES)}), "
+                      f"so there is nothing to run{hint}")
+
+
 def update_params(params: Params, changes: Mapping[str, Any]) -> Params:
     """``params`` with some keys set anew, validated again: what ``--set`` does, with Python values.
 

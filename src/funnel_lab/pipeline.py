@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from . import files
-from .config import Params, load_params, update_params
+from .config import Params, load_params, require_tables, update_params
 from .errors import ParamsError
 
 #: The run folder's working folder: the steps the plan computed, for the run's notebooks; removed when the run ends.
@@ -43,8 +43,12 @@ CACHED_STEPS = ("table", "cleaned", "validation", "activities")
 TRACE_VARIABLE = "FUNNEL_LAB_TRACE"
 
 
-def load(*params_files: str | Path, set: Mapping[str, Any] | None = None) -> Pipeline:  # noqa: A002
+def load(*params_files: str | Path, set: Mapping[str, Any] | None = None,  # noqa: A002
+         overrides: list[str] | None = None, cache_dir: str | Path | None = None) -> Pipeline:
     """The pipeline of one or more params files; nothing is read until a table is asked for.
+
+    Every entry point builds its pipeline here: ``funnel-lab run``/``check``/``stages``, a notebook's session and
+    the analyst's ``fl.load``.
 
     Parameters
     ----------
@@ -52,6 +56,10 @@ def load(*params_files: str | Path, set: Mapping[str, Any] | None = None) -> Pip
         Params YAML files, deep-merged left to right (as ``funnel-lab run`` takes them).
     set : mapping, optional
         Dotted key -> value, applied after the merge (as ``--set``, with Python values).
+    overrides : list of str, optional
+        ``dotted.key=value`` strings, as given to ``--set`` on the command line.
+    cache_dir : path, optional
+        A run's ``.cache/`` folder to read saved steps from.
 
     Returns
     -------
@@ -60,7 +68,7 @@ def load(*params_files: str | Path, set: Mapping[str, Any] | None = None) -> Pip
     Raises
     ------
     ParamsError
-        Bad params: the file, the key and what was expected.
+        Bad params: the file, the key and what was expected; params that name no table under ``data``.
 
     Examples
     --------
@@ -70,8 +78,10 @@ def load(*params_files: str | Path, set: Mapping[str, Any] | None = None) -> Pip
     >>> q = p.with_params({"stages.rules.intent": "meetings >= 2"})  # doctest: +SKIP
     >>> q.stage_design()  # doctest: +SKIP
     """
-    params = load_params(list(params_files))
-    return Pipeline(update_params(params, set) if set else params)
+    params = load_params(list(params_files), overrides)
+    params = update_params(params, set) if set else params
+    require_tables(params, params_files)
+    return Pipeline(params, cache_dir=cache_dir)
 
 
 @lru_cache(maxsize=1)

@@ -536,7 +536,7 @@ def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of
     if any(c.lower().startswith("__fl_") for c in source_cols):
         raise ParamsError(f"data.activities: {where} has a column named __fl_*, a prefix funnel_lab keeps for its "
                           f"own fields; rename it in the source")
-    _, column_map = map_columns(pd.DataFrame({c: pd.Series(dtype="str") for c in source_cols}), src,
+    _, column_map, _ = map_columns(pd.DataFrame({c: pd.Series(dtype="str") for c in source_cols}), src,
                                 table="activities", source=where)
     canon = {c: s for s, c in zip(column_map["source_column"], column_map["column"])}
     require_columns(canon, table="activities", source=where, read=source_cols)

@@ -11,6 +11,7 @@ import pandas as pd
 from ..config import Cleaning
 from ..errors import ParamsError, did_you_mean
 from .coerce import coerce_column, date_formats_found, infer_kind
+from .currency import to_home_currency
 from .ingest import Table
 from .schemas import column_kinds
 
@@ -41,6 +42,7 @@ class Cleaned:
     duplicates: pd.DataFrame  # group, source_row, <id>, kept, match, score
     flags: pd.DataFrame  # column, flag, detail
     standardised: pd.DataFrame  # column, before, after, cells
+    currency: str | None = None  # the one currency every amount is in (None: the export names none)
 
     @property
     def merged_ids(self) -> pd.Series:
@@ -231,7 +233,8 @@ def standardise_text(df: pd.DataFrame, *, skip: tuple[str, ...] = ()) -> tuple[p
 
 
 def check_status(df: pd.DataFrame, *, where: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Keep rows whose status is open/won/lost; return the others' reasons. Adds ``won`` (1/0, missing when open).
+    """Keep rows whose status is open/won/lost; return the others' reasons (a ``deleted`` deal: "deleted in the
+    CRM"). Adds ``won`` (1/0, missing when open).
 
     Raises
     ------
@@ -246,6 +249,8 @@ def check_status(df: pd.DataFrame, *, where: str) -> tuple[pd.DataFrame, pd.Seri
         raise ParamsError(f"{where}.values.status: status must be open, won or lost, but {bad.mean():.0%} of rows "
                           f"are not: {listing}; map them, e.g. values: {{status: {{{top.index[0]}: open}}}}")
     reasons = ("status " + df.loc[bad, "status"].fillna("<missing>").map(repr) + " is not open/won/lost")
+    # a deal the CRM deleted (Pipedrive exports them with status Deleted) is no deal: set aside, said as such
+    reasons = reasons.mask(status[bad] == "deleted", "deleted in the CRM (status 'Deleted')")
     out = df[~bad].copy()
     out["status"] = status[~bad]
     won = out["status"].map({"won": 1, "lost": 0})
@@ -464,10 +469,15 @@ def clean_table(table: Table, cleaning: Cleaning, *, date_format: str = "auto") 
         after, reasons = drop_missing_ids(df, id_col)
         rec.step("missing id", df, after, detail=f"rows without {id_col}", reasons=reasons)
         df = after
+    currency = None
     if name == "opportunities":
         after, reasons = check_status(df, where=where)
         rec.step("status", df, after, detail="status must be open, won or lost; `won` added", reasons=reasons)
         df = after
+        if "currency" in df.columns or table.fx:
+            after, currency, changed, detail = to_home_currency(df, table.fx, where=f"data.{name}")
+            rec.step("currency", df, after, changed=changed, detail=detail)
+            df = after
         keys = [k for k in cleaning.dedupe.keys]
         missing = [k for k in keys if k not in df.columns]
         if missing:
@@ -511,4 +521,4 @@ def clean_table(table: Table, cleaning: Cleaning, *, date_format: str = "auto") 
     dup_groups = pd.concat([g for g in groups if len(g)], ignore_index=True) if any(len(g) for g in groups) \
         else _empty_groups(id_col)
     return Cleaned(name, df, rec.audit(df.index), quarantine.sort_values("source_row").reset_index(drop=True),
-                   placeholder_counts, types, issues, dup_groups, flag_columns(df), standardised)
+                   placeholder_counts, types, issues, dup_groups, flag_columns(df), standardised, currency)

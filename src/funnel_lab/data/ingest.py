@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import os
 import re
 import sqlite3
@@ -17,9 +18,13 @@ import pandas as pd
 from ..config import Join, TableSource, mask_url
 from ..errors import ParamsError, did_you_mean
 from .presets import get_preset
+from .presets._common import status_disagreements
 from .schemas import canonical_columns, required_columns
 
 _TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
+#: One row per decision the reader took about an export (``export_notes.csv``): ``kind`` is ``repeated_column``,
+#: ``status_disagreement``, ``guessed_rule`` or ``currency``; ``column`` and ``value`` say where, ``rows`` how many.
+NOTE_COLUMNS = ["table", "kind", "column", "value", "rows", "detail"]
 _ENCODINGS = ("utf-8-sig", "gb18030")
 
 
@@ -37,6 +42,8 @@ class Table:
     placeholders: tuple[str, ...] = ()  # extra missing-value tokens from the preset (e.g. Salesforce's null id)
     rejected: pd.DataFrame | None = None  # rows that could not be split into columns: source_row, line, reason
     joins: list[dict] | None = None  # one summary per lookup joined: path, on, matched, unmatched values
+    notes: pd.DataFrame | None = None  # how the export was read where it needed a decision (NOTE_COLUMNS)
+    fx: dict[str, str] | None = None  # values.fx: rates to the home currency (funnel_lab.data.currency)
 
 
 def snake_case(name: str) -> str:
@@ -229,10 +236,14 @@ def read_raw(src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
     rejected : DataFrame
         Rows that could not be split into the header's columns: ``source_row``, ``line``, ``reason``, ``raw_line``.
 
+        A header that names a column more than once keeps every copy: the first under its name, the k-th as
+        ``"<name> (k)"``; ``raw.attrs["repeated"]`` is {name: its 1-based column positions}, for
+        :func:`map_columns` to decide whether the repeat matters.
+
     Raises
     ------
     ParamsError
-        Missing, empty, binary or undecodable file; no data rows; duplicate column names; a wrong separator.
+        Missing, empty, binary or undecodable file; no data rows; a wrong separator.
     """
     if src.sql is not None:
         df, rejected = _read_sql(src), _no_rejects()
@@ -253,18 +264,47 @@ def read_raw(src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
             df, rejected = pd.read_parquet(path), _no_rejects()
         else:
             raise ParamsError(f"{path}: unsupported file type {suffix!r}; expected .csv .tsv .txt .xlsx or .parquet")
-    names = [str(c) for c in df.columns]
-    # pandas renames a repeated header "Amount" to "Amount.1"; Excel headers may repeat verbatim.
-    repeated = [n for i, n in enumerate(names) if n in names[:i]]
-    repeated += [n.rsplit(".", 1)[0] for n in names if re.fullmatch(r".+\.\d+", n) and n.rsplit(".", 1)[0] in names]
-    if repeated:
-        first = repeated[0]
-        positions = [i + 1 for i, n in enumerate(names) if n == first or re.fullmatch(re.escape(first) + r"\.\d+", n)]
-        raise ParamsError(f"{where}: column name {first!r} appears more than once (columns {positions}); "
-                          f"rename them in the export so each column has one meaning")
+    df = _number_repeats(df, _header_line(Path(src.path), src) if src.path is not None and
+                         Path(src.path).suffix.lower() in _TEXT_SUFFIXES else None)
     if df.empty:
-        raise ParamsError(f"{where}: has a header ({len(names)} columns) but no data rows")
+        raise ParamsError(f"{where}: has a header ({df.shape[1]} columns) but no data rows")
     return df, rejected
+
+
+def _header_line(path: Path, src: TableSource) -> list[str] | None:
+    """A text file's header as written (pandas renames a repeated "Amount" to "Amount.1")."""
+    enc, text = _decode_sample(path, src.encoding)
+    sep = _sniff_sep(text, path) if src.sep == "auto" else src.sep
+    try:
+        return next(csv.reader(io.StringIO(text), delimiter=sep))
+    except (csv.Error, StopIteration):
+        return None
+
+
+def _number_repeats(df: pd.DataFrame, header: list[str] | None) -> pd.DataFrame:
+    """Unique column names: the k-th copy of a repeated name becomes ``"<name> (k)"``; ``attrs["repeated"]``
+    records each repeated name's positions (1-based)."""
+    names = [str(c) for c in df.columns]
+    if header is not None and len(header) == len(names):
+        names = [h if h == n or re.fullmatch(re.escape(h) + r"\.\d+", n) else n
+                 for h, n in zip(header, names)]
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        positions.setdefault(name, []).append(i + 1)
+    repeated = {n: p for n, p in positions.items() if len(p) > 1}
+    if not repeated:
+        return df
+    taken, unique = set(names), []
+    for i, name in enumerate(names):
+        k = positions[name].index(i + 1) + 1
+        new = name if k == 1 else f"{name} ({k})"
+        while k > 1 and new in taken:
+            new += "'"
+        taken.add(new)
+        unique.append(new)
+    out = df.set_axis(unique, axis=1)
+    out.attrs = {**df.attrs, "repeated": repeated}
+    return out
 
 
 def _read_sql(src: TableSource) -> pd.DataFrame:
@@ -299,7 +339,7 @@ def _read_sql(src: TableSource) -> pd.DataFrame:
 
 
 def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str = "",
-                source: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+                source: str = "") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rename source columns onto canonical names, derive what the CRM preset knows, map values.
 
     Order: ``columns:`` from params, then the preset's matches for names still free; every other column is renamed
@@ -326,8 +366,18 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
         Canonical columns first, then every other column as a snake_case feature.
     column_map : DataFrame
         ``source_column``, ``column``: the name each source column has now.
+    notes : DataFrame
+        :data:`NOTE_COLUMNS`: repeated columns kept under a numbered name, stages whose label and the CRM's flags
+        disagree on the status.
+
+    Raises
+    ------
+    ParamsError
+        A ``columns:`` entry naming a repeated column, or a required column only a repeated one could give.
     """
     where = where or f"data.{table}"
+    repeated: dict[str, list[int]] = raw.attrs.get("repeated", {})
+    notes: list[dict] = []
     source = source or str(src.path or "the query")
     preset = get_preset(src.preset)
     if preset.table and preset.table != table:
@@ -344,28 +394,66 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
                 f"{where}.columns.{canonical}: no column {column!r} in {source}"
                 f"{did_you_mean(column, source_cols)}"
             )
+        if column in repeated:
+            raise ParamsError(f"{where}.columns.{canonical}: {source} has {len(repeated[column])} columns named "
+                              f"{column!r} (columns {_positions(repeated[column])}); rename them in the export so "
+                              f"the one meant for {canonical} has its own name")
         rename[column] = canonical
-    for column, name in preset.match(source_cols).items():
+    free = [c for c in source_cols if c not in repeated]  # a repeated name cannot say which copy is meant
+    for column, name in preset.match(free).items():
         if column not in rename and name not in rename.values():
             rename[column] = name
+    for column, positions in repeated.items():
+        name = snake_case(column) if snake_case(column) in canonical_columns(table) else next(
+            (n for n in preset.match([column]).values()), None)
+        if name in rename.values():
+            name = None  # the field is read from another column already
+        copies = [source_cols[p - 1] for p in positions]
+        detail = f"columns {_positions(positions)}"
+        if name is not None and all(raw[copies[0]].equals(raw[c]) for c in copies[1:]):
+            rename[copies[0]] = name
+            detail += f": identical copies, read once as {name}"
+        elif name is not None and _decides_counts(name, table):
+            raise ParamsError(f"{where}: {source} has {len(positions)} columns named {column!r} (columns "
+                              f"{_positions(positions)}) that differ, and {table} would read {name} from it; "
+                              f"rename them in the export so each has one meaning, or map another column with "
+                              f"`columns: {{{name.lstrip('_')}: <source column>}}`")
+        elif name is not None:
+            detail += f": the copies differ, so neither is read as {name}"
+        notes.append({"table": table, "kind": "repeated_column", "column": column, "value": "",
+                      "rows": len(raw), "detail": detail})
     taken = set(rename.values())
     for col in source_cols:
         if col not in rename:
             rename[col] = _unique(snake_case(col), taken)
     renamed = raw.rename(columns=rename)
     data = preset.derive(renamed)
-    # A helper the preset consumed ("_close_date" -> closed_at/expected_close_at) is shown as what it became;
-    # helpers it left stay as features under their plain name.
-    derived = " / ".join(c for c in data.columns if c not in renamed.columns)
+    for column, how in preset.guesses.items():
+        if column in data.columns and column not in renamed.columns:
+            notes.append({"table": table, "kind": "guessed_rule", "column": column, "value": "",
+                          "rows": int(data[column].notna().sum()), "detail": how})
+    if "status" in data.columns and "status" not in renamed.columns:
+        for r in status_disagreements(renamed, data["status"]).to_dict("records"):
+            notes.append({"table": table, "kind": "status_disagreement", "column": "crm_stage",
+                          "value": r["crm_stage"], "rows": r["rows"],
+                          "detail": f"the stage label reads {r['label_says']}; the CRM's flags say "
+                                    f"{r['flags_say']}, which is what counts"})
+    # A helper the preset took over unchanged ("Amount" -> amount when there is no company-currency amount) is shown
+    # as that column; one it computed from ("_close_date" -> closed_at/expected_close_at) as all it derived; helpers
+    # it left stay as features under their plain name.
+    new_columns = [c for c in data.columns if c not in renamed.columns]
+    took_over = {h: c for h in set(rename.values()) - set(data.columns) for c in new_columns
+                 if renamed[h].equals(data[c])}
+    derived = " / ".join(c for c in new_columns if c not in took_over.values())
     helpers = {c: _unique(c.lstrip("_"), set(data.columns)) for c in data.columns if c.startswith("_")}
     data = data.rename(columns=helpers)
-    rename = {s: helpers.get(n, n) if n in data.columns or n in helpers else (derived or n)
+    rename = {s: helpers.get(n, n) if n in data.columns or n in helpers else took_over.get(n, derived or n)
               for s, n in rename.items()}
     for target in src.values.get("status", {}).values():
         if target not in ("open", "won", "lost"):
             raise ParamsError(f"{where}.values.status: {target!r} is not a status"
                               f"{did_you_mean(target, ['open', 'won', 'lost'])}")
-    for col in sorted(set(preset.values) | set(src.values)):
+    for col in sorted(set(preset.values) | set(src.values) - {"fx"}):  # fx: rates, read by the currency step
         if col not in data.columns:
             if col in src.values:
                 raise ParamsError(f"{where}.values.{col}: no column {col!r}{did_you_mean(col, list(data.columns))}")
@@ -373,8 +461,33 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
         data[col] = map_values(data[col], {**preset.values.get(col, {}), **src.values.get(col, {})})
     canonical = [c for c in canonical_columns(table) if c in data.columns]
     data = data[canonical + [c for c in data.columns if c not in canonical]]
-    column_map = pd.DataFrame({"source_column": source_cols, "column": [rename[c] for c in source_cols]})
-    return data, column_map
+    column_map = pd.DataFrame({"source_column": [_source_name(c, repeated) for c in source_cols],
+                               "column": [rename[c] for c in source_cols]})
+    return data, column_map, pd.DataFrame(notes, columns=NOTE_COLUMNS)
+
+
+#: Canonical fields the counts and the money depend on: a repeated column with differing copies that would feed one
+#: stops the run; one that would only describe a deal (account, owner, segment, ...) is left unread and noted.
+_COUNTS_AND_MONEY = ("opportunity_id", "status", "crm_stage", "amount", "currency", "exchange_rate", "created_at",
+                     "closed_at", "expected_close_at", "stage", "entered_at", "group", "converted")
+
+
+def _decides_counts(name: str, table: str) -> bool:
+    """Whether ``name`` (a canonical column, or a preset's helper such as a won flag) decides counts or money."""
+    return name.startswith("_") or name in _COUNTS_AND_MONEY or name in required_columns(table)
+
+
+def _positions(positions: list[int]) -> str:
+    return ", ".join(map(str, positions[:-1])) + f" and {positions[-1]}"
+
+
+def _source_name(column: str, repeated: dict[str, list[int]]) -> str:
+    """A numbered copy of a repeated column (``"X (2)"``) as the export names it, with its position."""
+    for name, positions in repeated.items():
+        for k, pos in enumerate(positions[1:], start=2):
+            if column.startswith(f"{name} ({k})"):
+                return f"{name} (column {pos})"
+    return column
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -473,7 +586,7 @@ def load_table(src: TableSource, *, table: str, sha256: str | None = None) -> Ta
     """
     raw, rejected = read_raw(src)
     source = raw.attrs.get("source") or (str(src.path) if src.path else f"sql: {src.sql} @ {mask_url(src.database)}")
-    data, column_map = map_columns(raw, src, table=table, source=source)
+    data, column_map, notes = map_columns(raw, src, table=table, source=source)
     ids_generated = False
     if table == "opportunities" and "opportunity_id" not in data.columns:
         # ids from the export's data row numbers, so that an id names the row it came from
@@ -486,4 +599,5 @@ def load_table(src: TableSource, *, table: str, sha256: str | None = None) -> Ta
         data, summary = join_lookup(data, j, where=f"data.{table}.join[{i}]")
         joins.append(summary)
     return Table(table, raw, data, column_map, source, sha256 or source_sha256(src), ids_generated,
-                 placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins)
+                 placeholders=get_preset(src.preset).placeholders, rejected=rejected, joins=joins, notes=notes,
+                 fx=src.values.get("fx") or None)

@@ -10,7 +10,7 @@ import pandas as pd
 from ..result import Result
 from .activities import ActivityLog
 from .clean import Cleaned
-from .ingest import Table
+from .ingest import NOTE_COLUMNS, Table
 from .schemas import canonical_columns
 
 PROFILE_COLUMNS = ["table", "column", "source_column", "kind", "non_missing", "missing", "missing_share", "distinct",
@@ -156,6 +156,7 @@ def cleaning_outputs(tables: dict[str, Table], cleaned: dict[str, Cleaned], vali
     if activity_log is not None:
         out["behaviour_features.csv"] = activity_log.definitions
     out["column_map.csv"] = column_map_table(tables, activity_log)[["source_column", "column", "table"]]
+    out["export_notes.csv"] = export_notes(tables, cleaned)
     out["column_profile.csv"] = profile
     out["validation_failures.csv"] = validation
     return out
@@ -173,6 +174,18 @@ def quarantine_table(cleaned: dict[str, Cleaned], activity_log=None) -> pd.DataF
     if activity_log is None or activity_log.quarantine.empty:
         return q
     return pd.concat([q, activity_log.quarantine], ignore_index=True) if len(q) else activity_log.quarantine
+
+
+def export_notes(tables: dict[str, Table], cleaned: dict[str, Cleaned]) -> pd.DataFrame:
+    """Every table's reading decisions (:data:`~funnel_lab.data.ingest.NOTE_COLUMNS`), stacked; amounts that
+    cleaning converted to the home currency are one more."""
+    parts = [tbl.notes for tbl in tables.values() if tbl.notes is not None and len(tbl.notes)]
+    for name, c in cleaned.items():
+        step = c.audit[(c.audit["step"] == "currency") & (c.audit["rows_changed"] > 0)]
+        parts += [pd.DataFrame([{"table": name, "kind": "currency", "column": "amount", "value": c.currency,
+                                 "rows": int(r["rows_changed"]), "detail": r["detail"]}], columns=NOTE_COLUMNS)
+                  for r in step.to_dict("records")]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=NOTE_COLUMNS)
 
 
 def column_map_table(tables: dict[str, Table], activity_log=None) -> pd.DataFrame:
@@ -238,6 +251,11 @@ class DataQuality(Result):
     @property
     def column_map(self) -> pd.DataFrame:
         return column_map_table(self.tables, self.activity_log)
+
+    @property
+    def export_notes(self) -> pd.DataFrame:
+        """How each export was read where it needed a decision (``export_notes.csv``)."""
+        return export_notes(self.tables, self.cleaned)
 
 
 def analyse_data_quality(p) -> DataQuality:

@@ -44,6 +44,8 @@ SCHEMAS = {
             "closed_at": _col("date", _TS),
             "expected_close_at": _col("date", _TS),
             "amount": _col("number", float, checks=pa.Check.ge(0)),
+            "currency": _col("text"),
+            "exchange_rate": _col("number", float, checks=pa.Check.gt(0)),
             "owner": _col("text"),
             "account": _col("text"),
             "source": _col("text"),

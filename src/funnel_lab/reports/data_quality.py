@@ -179,6 +179,11 @@ def show_column_map(run, r: DataQuality) -> None:
             jt[col] = jt[col].map(", ".join)
         run.table(jt[["table", "path", "on", "rows", "matched", "unmatched", "unmatched_values", "loose_only",
                       "columns"]], labels={c: f"col.{c}" for c in jt.columns}, translate={"table": "table"})
+    notes = r.export_notes
+    if len(notes):
+        run.heading("dq.export_notes", level=3)
+        run.say("dq.export_notes_intro")
+        run.table(notes, labels={c: f"col.{c}" for c in notes.columns}, translate={"table": "table", "kind": "note"})
     extra = cmap[~cmap["canonical"] & (cmap["source_column"] != cmap["column"])]
     if len(extra):
         run.say("dq.column_map_features", n=len(extra))

@@ -14,8 +14,15 @@ from pandas.io.formats.style import Styler
 from .. import files
 from ..config import Params, load_params
 from ..i18n import catalogue, format_number, format_p, format_percent, t
-from ..pipeline import RUN_CACHE, Pipeline
+from ..pipeline import RUN_CACHE, Pipeline, load
 from .plots import set_plot_theme
+
+
+#: The reports that sum money, and the labels of money columns and figures: with a known currency the report says it
+#: under its title and each label carries it ("amount (USD)").
+MONEY_NOTEBOOKS = ("00_data_quality", "20_funnel", "60_forecast_monitoring")
+MONEY_LABELS = frozenset({"col.amount", "col.expected_amount", "col.crm_weighted", "fn.rate.avg_won",
+                          "fn.rate.velocity", "dq.amount_chart", "mon.waterfall_chart_amount"})
 
 
 class RunContext:
@@ -41,9 +48,19 @@ class RunContext:
     def lang(self) -> str:
         return self.params.language
 
+    @property
+    def currency(self) -> str | None:
+        """The one currency of the opportunities' amounts (None when the export names none)."""
+        if "opportunities" not in self.params.tables():
+            return None
+        return self.pipeline.cleaned_table("opportunities").currency
+
     def t(self, key: str, **values: Any) -> str:
-        """The catalogue message ``key`` in the report language."""
-        return t(key, self.lang, **values)
+        """The catalogue message ``key`` in the report language; a money label names the currency, if known."""
+        text = t(key, self.lang, **values)
+        if key in MONEY_LABELS and self.currency:
+            return f"{text} ({self.currency})"
+        return text
 
     def number(self, x: float | None, digits: int = 0) -> str:
         return format_number(x, self.lang, digits=digits)
@@ -64,9 +81,15 @@ class RunContext:
             display(HTML(f"<h1>{title}</h1>"))
             return
         sub = f" — {html.escape(self.params.title)}" if self.params.title else ""
+        money = ""
+        if self.notebook in MONEY_NOTEBOOKS and self.currency:
+            audit = self.pipeline.cleaned_table("opportunities").audit
+            converted = int(audit.loc[audit["step"] == "currency", "rows_changed"].sum())
+            key = "report.currency_converted" if converted else "report.currency"
+            money = f"<p>{html.escape(self.t(key, currency=self.currency, n=self.number(converted)))}</p>"
         display(HTML(
             f"<h1>{html.escape(self.t('report.' + self.notebook))}{sub}</h1>"
-            f"<p><em>{html.escape(self.t('question.' + self.notebook))}</em></p>"
+            f"<p><em>{html.escape(self.t('question.' + self.notebook))}</em></p>{money}"
         ))
 
     def figure(self, chart) -> None:
@@ -185,5 +208,5 @@ def open_run(params_file: str | Path, *, out_dir: str | Path | None = None, note
     root = Path(out_dir) if out_dir else Path.cwd() / "reports"
     params = load_params([params_file])
     # the steps the runner's plan computed for this run are read from its cache instead of being computed again
-    pipeline = Pipeline(params, cache_dir=root / params.run_name / RUN_CACHE)
+    pipeline = load(params_file, cache_dir=root / params.run_name / RUN_CACHE)
     return RunContext(pipeline, params_file=Path(params_file), out_root=root, notebook=notebook)

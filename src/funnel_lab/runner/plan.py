@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Params, load_params
+from ..config import Params
 from ..errors import ParamsError, did_you_mean
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, load
 from .execute import KERNEL_NAME, NotebookResult
 from .registry import NOTEBOOKS, REGISTRY, ReportSpec
 
@@ -53,7 +53,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
         Bad params, unknown ``--only`` name, unreadable input, a report's params that cannot run, or the kernel
         is not installed.
     """
-    pipeline = Pipeline(load_params(params_files, overrides))
+    pipeline = load(*params_files, overrides=overrides)
     notebooks = available_notebooks(notebooks_dir or default_notebooks_dir())
     known = sorted(set(NOTEBOOKS) | set(notebooks))
     for name in only or []:

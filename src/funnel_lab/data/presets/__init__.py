@@ -15,7 +15,8 @@ name                      table                 export
 ``salesforce``            opportunities         Salesforce Opportunity object (API field names)
 ``salesforce_history``    stage_history         Salesforce OpportunityHistory
 ``hubspot``               opportunities         HubSpot deals (UI export or API property names)
-``zoho``                  opportunities         Zoho CRM Deals
+``zoho``                  opportunities         Zoho CRM Deals (also renamed Opportunities / Potentials)
+``pipedrive``             opportunities         Pipedrive deals export (``Deal - ...`` headers)
 ``jiandaoyun``            opportunities         简道云 商机 form, Excel export with Chinese headers
 ``maven``                 opportunities         Maven Analytics CRM Sales Opportunities pipeline
 ``salesforce_activity``   activities            Salesforce Task / Event records
@@ -27,13 +28,13 @@ name                      table                 export
 from __future__ import annotations
 
 from ...errors import ParamsError
-from . import activity, hubspot, jiandaoyun, maven, salesforce, zoho
+from . import activity, hubspot, jiandaoyun, maven, pipedrive, salesforce, zoho
 from ._common import Preset, normalise_header
 
 PRESETS: dict[str, Preset] = {
     p.name: p
-    for p in (salesforce.PRESET, salesforce.HISTORY_PRESET, hubspot.PRESET, zoho.PRESET, jiandaoyun.PRESET,
-              maven.PRESET, activity.SALESFORCE_PRESET, activity.WEB_PRESET)
+    for p in (salesforce.PRESET, salesforce.HISTORY_PRESET, hubspot.PRESET, zoho.PRESET, pipedrive.PRESET,
+              jiandaoyun.PRESET, maven.PRESET, activity.SALESFORCE_PRESET, activity.WEB_PRESET)
 }
 #: The preset of a table without one: maps nothing, derives nothing (``table`` empty: it fits any table).
 NONE = Preset(name="none", table="")

@@ -4,7 +4,8 @@ Shared here, once:
 
 * header matching (:func:`normalise_header`): case, whitespace, underscores, dots, quotes and a UTF-8 BOM are ignored;
 * the stage-label status rule (:func:`stage_status`), with a regex for the spellings of "Closed Won" / "Closed Lost";
-* the status rule from closed/won flags with the stage as fallback (:func:`status_from_flags`);
+* the status rule from closed/won/lost flags with the stage as fallback (:func:`status_from_flags`), and the
+  stages where the two disagree (:func:`status_disagreements`);
 * the close-date split into ``closed_at`` / ``expected_close_at`` (:func:`split_close_date`);
 * 0-1 probabilities to 0-100 (:func:`probability_to_percent`).
 
@@ -64,6 +65,9 @@ class Preset:
         Extra cell values that mean missing in this CRM's exports.
     derive_fn : callable, optional
         DataFrame -> new DataFrame adding derived canonical columns; see :meth:`derive`.
+    guesses : dict of str to str
+        Canonical column -> how ``derive_fn`` guesses it when the export has no column for it; the data-quality
+        report says so whenever the guess is taken.
     """
 
     name: str
@@ -72,6 +76,7 @@ class Preset:
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     placeholders: tuple[str, ...] = ()
     derive_fn: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    guesses: dict[str, str] = field(default_factory=dict)
 
     def match(self, source_columns: list[str]) -> dict[str, str]:
         """The columns of an export this preset recognises.
@@ -180,43 +185,52 @@ def _masks(b: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return true, ~true & ~na, na
 
 
-def status_from_flags(
-    is_closed: pd.Series | None,
-    is_won: pd.Series | None,
-    stage: pd.Series | None,
-    *,
-    index: pd.Index,
-    blank_is_false: bool,
-) -> pd.Series | None:
-    """Status from closed/won flags (Salesforce IsClosed/IsWon, HubSpot hs_is_closed/hs_is_closed_won).
+#: The flag helpers a preset may map, in order of precedence: the explicit won / lost / closed flags, then the
+#: numeric closed / open flags (HubSpot's "Is Closed (numeric)", "Is Open (numeric)").
+FLAGS = ("_is_won", "_is_lost", "_is_closed", "_closed_numeric", "_open_numeric")
+
+
+def status_from_flags(df: pd.DataFrame, *, blank_is_false: bool) -> pd.Series | None:
+    """Status from every closed/won/lost flag a CRM writes, the stage label as the fallback.
 
     Parameters
     ----------
-    is_closed, is_won : Series or None
-        The flag columns as text (any spelling :func:`~funnel_lab.data.coerce.parse_bools` reads), or None when absent.
-    stage : Series or None
-        Stage labels, the fallback (see :func:`stage_status`).
-    index : Index
-        The frame's index.
+    df : DataFrame
+        An export renamed with :meth:`Preset.match`: any of the :data:`FLAGS` helpers (text in any spelling
+        :func:`~funnel_lab.data.coerce.parse_bools` reads) and ``crm_stage``.
     blank_is_false : bool
         Read a blank flag as false (Salesforce writes 1/blank); otherwise a blank flag is unknown.
 
     Returns
     -------
     Series or None
-        ``"won"``/``"lost"``/``"open"``; None when there is neither a flag nor a stage column. Per row:
+        ``"won"``/``"lost"``/``"open"``; None when there is neither a flag nor a stage column. Per row, the first
+        rule that applies:
 
-        * both flags: closed and won -> won; closed and not won -> lost; not closed -> open;
-        * won flag only: won -> won; not won -> lost if the stage says closed, open if it does not;
-        * closed flag only: not closed -> open; closed -> won if the stage says won, else lost;
-        * a flag that is unknown (unreadable, or blank without ``blank_is_false``): the stage label rule.
+        1. flagged won -> won; flagged lost -> lost;
+        2. flagged closed (the explicit flag, else the numeric closed flag, else not the numeric open flag): lost
+           when flagged not won, won when flagged not lost, else the stage's outcome (won if it says won, lost if it
+           says anything else); unknown with neither;
+        3. flagged not closed -> open; flagged neither won nor lost -> open;
+        4. flagged not won (or not lost) alone: lost (won) when the stage says closed, open when it does not;
+        5. no flag known (absent, unreadable, or blank without ``blank_is_false``): the stage label rule
+           (:func:`stage_status`).
 
-        Missing when the flags leave the outcome open and the stage is blank or absent: for example IsWon false with
-        no StageName column, or IsClosed true with no stage and no IsWon.
+        A deal flagged closed is never open. Missing when the flags leave the outcome open and the stage is blank
+        or absent.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"_is_closed": ["true", "false", "true", ""], "_is_won": ["false", "false", "", ""],
+    ...                    "crm_stage": ["Dead Deals", "Closed Lost", "Closed Won", "Closed Won"]})
+    >>> status_from_flags(df, blank_is_false=False).tolist()
+    ['lost', 'open', 'won', 'won']
     """
-    if is_closed is None and is_won is None and stage is None:
+    present = {name: df[name] for name in FLAGS if name in df.columns}
+    stage = df["crm_stage"] if "crm_stage" in df.columns else None
+    if not present and stage is None:
         return None
-    n = len(index)
+    n = len(df)
     if stage is not None:
         by_stage = stage_status(stage).to_numpy(dtype=object)
         by_stage = np.where(pd.isna(by_stage), None, by_stage)
@@ -224,25 +238,67 @@ def status_from_flags(
     else:
         by_stage = np.full(n, None, dtype=object)
         stage_closed = stage_open = np.zeros(n, dtype=bool)
-    if is_closed is None and is_won is None:
-        return _str_series(by_stage, index)
+    if not present:
+        return _str_series(by_stage, df.index)
+    unknown = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    flag = {name: parse_bools(s, blank_is_false=blank_is_false) for name, s in present.items()}
+    won, lost = flag.get("_is_won", unknown), flag.get("_is_lost", unknown)
+    closed = (flag.get("_is_closed", unknown).fillna(flag.get("_closed_numeric", unknown))
+              .fillna(~flag.get("_open_numeric", unknown)))
+    is_won, not_won, _ = _masks(won)
+    is_lost, not_lost, _ = _masks(lost)
+    is_closed, not_closed, _ = _masks(closed)
+    stage_known = pd.notna(by_stage)
     # conds/choices: the rows the flags decide (None: decided, but the outcome is unknown); other rows use the stage.
-    if is_closed is not None and is_won is not None:
-        closed, not_closed, _ = _masks(parse_bools(is_closed, blank_is_false=blank_is_false))
-        won, not_won, _ = _masks(parse_bools(is_won, blank_is_false=blank_is_false))
-        conds, choices = [closed & won, closed & not_won, not_closed], ["won", "lost", "open"]
-    elif is_won is not None:
-        won, not_won, _ = _masks(parse_bools(is_won, blank_is_false=blank_is_false))
-        conds = [won, not_won & stage_closed, not_won & stage_open, not_won]
-        choices = ["won", "lost", "open", None]
-    else:
-        closed, not_closed, _ = _masks(parse_bools(is_closed, blank_is_false=blank_is_false))
-        stage_known = pd.notna(by_stage)
-        conds = [not_closed, closed & (by_stage == "won"), closed & stage_known, closed]
-        choices = ["open", "won", "lost", None]
+    conds = [is_won, is_lost,
+             is_closed & not_won, is_closed & not_lost, is_closed & (by_stage == "won"), is_closed & stage_known,
+             is_closed,
+             not_closed, not_won & not_lost,
+             not_won & stage_closed, not_won & stage_open, not_lost & stage_closed, not_lost & stage_open,
+             not_won | not_lost]
+    choices = ["won", "lost", "lost", "won", "won", "lost", None, "open", "open", "lost", "open", "won", "open",
+               None]
     decided = np.logical_or.reduce(conds)
     arr = np.where(decided, np.select(conds, choices, default=None), by_stage)
-    return _str_series(arr.astype(object), index)
+    return _str_series(arr.astype(object), df.index)
+
+
+def status_disagreements(df: pd.DataFrame, status: pd.Series | None) -> pd.DataFrame:
+    """Stages whose label and the CRM's flags disagree on whether the deal is closed, with counts.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The renamed export, with ``crm_stage`` and the :data:`FLAGS` helpers the status was derived from.
+    status : Series or None
+        The derived status (:func:`status_from_flags`).
+
+    Returns
+    -------
+    DataFrame
+        ``crm_stage``, ``label_says`` (``open``/``won``/``lost``: the stage label rule), ``flags_say`` (the status),
+        ``rows``; one row per pair, most rows first. Empty without flags, a stage column or a status.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"crm_stage": ["Dead Deals", "Dead Deals", "Closed Won"], "_is_closed": ["1", "1", "1"]})
+    >>> status_disagreements(df, pd.Series(["lost", "lost", "won"])).to_dict("records")
+    [{'crm_stage': 'Dead Deals', 'label_says': 'open', 'flags_say': 'lost', 'rows': 2}]
+    """
+    columns = ["crm_stage", "label_says", "flags_say", "rows"]
+    if status is None or "crm_stage" not in df.columns or not any(f in df.columns for f in FLAGS):
+        return pd.DataFrame(columns=columns)
+    label = stage_status(df["crm_stage"]).to_numpy(dtype=object)
+    said = status.to_numpy(dtype=object)
+    both = pd.notna(label) & pd.notna(said)
+    # closed vs open, and won vs lost: a label "Closed Won" on a deal the flags call lost disagrees too
+    differ = both & (label != said)
+    if not differ.any():
+        return pd.DataFrame(columns=columns)
+    pairs = pd.DataFrame({"crm_stage": text(df["crm_stage"]).to_numpy()[differ], "label_says": label[differ],
+                          "flags_say": said[differ]})
+    out = pairs.value_counts().rename("rows").reset_index()
+    return out.sort_values(["rows", "crm_stage"], ascending=[False, True], ignore_index=True)[columns]
 
 
 def split_close_date(

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._common import Preset, add_status, col, split_close_date, status_from_flags
+from ._common import Preset, add_status, split_close_date, status_from_flags
 
 #: Salesforce's null id (18- and 15-character forms), written in empty lookup fields.
 NULL_IDS = ("000000000000000AAA", "000000000000000")
@@ -61,8 +61,7 @@ def derive_opportunity(df: pd.DataFrame) -> pd.DataFrame:
         A new frame with ``status`` (see the module docstring), ``closed_at`` and ``expected_close_at``; ``_is_closed``
         and ``_is_won`` are kept.
     """
-    status = status_from_flags(col(df, "_is_closed"), col(df, "_is_won"), col(df, "crm_stage"),
-                               index=df.index, blank_is_false=True)
+    status = status_from_flags(df, blank_is_false=True)
     return split_close_date(add_status(df, status))
 
 
@@ -78,6 +77,7 @@ PRESET = Preset(
         "crm_stage": ("StageName", "Stage"),
         "crm_probability": ("Probability", "Probability (%)"),
         "amount": ("Amount",),
+        "currency": ("CurrencyIsoCode", "Opportunity Currency"),
         "created_at": ("CreatedDate",),
         "_close_date": ("CloseDate",),
         "_is_closed": ("IsClosed", "Closed"),
