@@ -7,9 +7,12 @@ builder from the rows it wrote, not by funnel_lab).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -256,3 +259,202 @@ def test_run_on_multicurrency_zoho_names_the_currency_where_money_is_summed(tmp_
     assert "Amounts are in USD: 13 amounts in other currencies were converted" in forecast_html
     assert "expected (USD)" in forecast_html
     assert json.loads((run / "manifest.json").read_text())
+
+
+# ---------------------------------------------------------------- 6. stage history from snapshots
+
+HUBSPOT_STAGES = ["Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled", "Decision Maker Bought-In",
+                  "Contract Sent"]
+FUNNEL_STAGES = ["appointment", "qualified", "presentation", "decision", "contract"]
+
+
+def write_weekly_snapshots(folder: Path, *, deals: int = 40, weeks: int = 8, seed: int = 3) -> list[Path]:
+    """HubSpot "current view" deal exports saved each Monday (BOM, CRLF, every field quoted): deals appear when
+    created, move on by one or two stages every week or two, and some close (a closed deal stays in the view)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-05-06", periods=weeks, freq="7D")
+    plans = []
+    for i in range(deals):
+        created = int(rng.integers(0, weeks - 1))
+        path, week, stage, outcome = [], created, 0, None
+        while week < weeks:
+            path.append((week, stage))
+            week += int(rng.integers(1, 3))
+            r = rng.random()
+            if r < 0.15 or (stage == len(HUBSPOT_STAGES) - 1 and r < 0.6):
+                outcome = ("Closed Lost" if r < 0.15 else "Closed Won", week)
+                break
+            stage = min(stage + int(rng.integers(1, 3)), len(HUBSPOT_STAGES) - 1)
+        plans.append((f"1847{7000000 + i}", created, path, outcome))
+    header = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date", "Is Closed Won",
+              "Is closed lost", "Pipeline"]
+    files = []
+    for w, day in enumerate(dates):
+        rows = [header]
+        for rid, created, path, outcome in plans:
+            if created > w:
+                continue
+            label = HUBSPOT_STAGES[[s for wk, s in path if wk <= w][-1]]
+            closed = outcome is not None and outcome[1] <= w
+            label = outcome[0] if closed else label
+            close = dates[min(outcome[1], weeks - 1)] if closed else day + pd.Timedelta(days=30)
+            rows.append([rid, f"Deal {rid[-3:]}", label, "12000.0", f"{close:%Y-%m-%d} 00:00",
+                         f"{dates[created]:%Y-%m-%d} 09:00", str(label == "Closed Won").lower(),
+                         str(label == "Closed Lost").lower(), "Sales Pipeline"])
+        files.append(folder / f"hubspot-crm-exports-deals-{day:%Y-%m-%d}.csv")
+        with open(files[-1], "w", newline="", encoding="utf-8-sig") as f:
+            csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    return files
+
+
+def snapshot_params(folder: Path, files: list[Path], **snapshots) -> Path:
+    path = folder / "snapshots.yaml"
+    path.write_text(yaml.safe_dump({
+        "run_name": "snapshots",
+        "data": {"opportunities": {"path": str(files[-1]), "preset": "hubspot"},
+                 "snapshots": {"path": str(folder / "hubspot-crm-exports-deals-*.csv"),
+                               "values": {"stage": dict(zip(HUBSPOT_STAGES, FUNNEL_STAGES))}, **snapshots}},
+        "stages": {"order": FUNNEL_STAGES, "method": "rules", "rules": {
+            s: "True" if i == 0 else f"crm_stage in {HUBSPOT_STAGES[i:] + ['Closed Won']}"
+            for i, s in enumerate(FUNNEL_STAGES)}},
+    }, sort_keys=False))
+    return path
+
+
+def independent_reach(files: list[Path]) -> dict[str, int]:
+    """Deals reaching each stage, counted straight from the snapshot files: a deal reached every stage up to the
+    furthest it was ever seen in (won: all of them)."""
+    seen = pd.concat([pd.read_csv(f, dtype=str, encoding="utf-8-sig") for f in files])
+    rank = seen["Deal Stage"].map({**{s: i for i, s in enumerate(HUBSPOT_STAGES)},
+                                   "Closed Won": len(HUBSPOT_STAGES)})
+    furthest = rank.groupby(seen["Record ID"]).max()
+    reach = {s: int((furthest >= i).sum()) for i, s in enumerate(FUNNEL_STAGES)}
+    return {**reach, "won": int((furthest == len(HUBSPOT_STAGES)).sum())}
+
+
+def test_snapshots_give_the_funnel_an_independent_count_gives(tmp_path):
+    files = write_weekly_snapshots(tmp_path)
+    p = fl.load(snapshot_params(tmp_path, files))
+    funnel = p.funnel().funnel
+    got = funnel[funnel["mode"] == "any"].set_index("stage")["reached"].astype(int).to_dict()
+    assert got == independent_reach(files)
+    assert got["won"] > 0 and got["contract"] < got["appointment"]
+    # one entry per deal and stage seen, dated by the first snapshot showing it (deals here never move back)
+    seen = pd.concat([pd.read_csv(f, dtype=str, encoding="utf-8-sig").assign(day=f.stem[-10:]) for f in files])
+    labels = {**dict(zip(HUBSPOT_STAGES, FUNNEL_STAGES)), "Closed Won": "won", "Closed Lost": "lost"}
+    expected = seen.assign(stage=seen["Deal Stage"].map(labels)).groupby(["Record ID", "stage"])["day"].min()
+    history = p.history
+    got_entries = history.assign(day=history["entered_at"].dt.strftime("%Y-%m-%d")).set_index(
+        ["opportunity_id", "stage"])["day"]
+    assert len(got_entries) == len(expected) and got_entries.to_dict() == expected.to_dict()
+    note = p.data_quality().export_notes.set_index("kind").loc["snapshot_history"]
+    assert note["value"] == "8 snapshots, 2024-05-06 to 2024-06-24" and note["rows"] == len(history)
+
+
+def test_snapshot_date_from_a_column_gives_the_same_history(tmp_path):
+    files = write_weekly_snapshots(tmp_path)
+    by_name = fl.load(snapshot_params(tmp_path, files)).history
+    stacked = pd.concat([pd.read_csv(f, dtype=str, encoding="utf-8-sig").assign(**{"Snapshot Date": f.stem[-10:]})
+                         for f in files])
+    one = tmp_path / "one" / "all_snapshots.csv"
+    one.parent.mkdir()
+    stacked.to_csv(one, index=False)
+    params = yaml.safe_load(snapshot_params(tmp_path, files).read_text())
+    params["data"]["snapshots"].update(path=str(one), date_column="Snapshot Date")
+    (tmp_path / "column.yaml").write_text(yaml.safe_dump(params))
+    by_column = fl.load(tmp_path / "column.yaml").history
+    pd.testing.assert_frame_equal(by_name, by_column)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"path": "nothing-*.csv"}, "data.snapshots.path: '.*nothing-\\*.csv' matches no file"),
+    ({"path": "undated.csv"}, "no date in the file name 'undated.csv'"),
+    ({"date_column": "Snapshot Date"}, "data.snapshots.date_column: no column 'Snapshot Date'"),
+    ({"path": "twice/*.csv"}, "deals-2024-05-06.csv, export-20240506.csv have the same date"),
+])
+def test_bad_snapshots_exit_2_naming_what_is_wrong(tmp_path, change, message):
+    files = write_weekly_snapshots(tmp_path, weeks=3)
+    (tmp_path / "undated.csv").write_bytes(files[0].read_bytes())
+    (tmp_path / "twice").mkdir()
+    for name in ("deals-2024-05-06.csv", "export-20240506.csv"):
+        (tmp_path / "twice" / name).write_bytes(files[0].read_bytes())
+    params = yaml.safe_load(snapshot_params(tmp_path, files).read_text())
+    params["data"]["snapshots"].update({k: str(tmp_path / v) if k == "path" else v for k, v in change.items()})
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(params))
+    res = cli("check", str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert re.search(message, res.stderr), res.stderr
+
+
+def test_snapshots_and_a_history_export_are_not_both_taken(tmp_path):
+    files = write_weekly_snapshots(tmp_path, weeks=2)
+    params = yaml.safe_load(snapshot_params(tmp_path, files).read_text())
+    params["data"]["stage_history"] = {"path": str(files[0])}
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump(params))
+    res = cli("check", str(tmp_path / "both.yaml"), cwd=tmp_path)
+    assert res.returncode == 2 and "not both" in res.stderr
+
+
+def test_run_from_snapshots_says_entries_are_known_to_the_snapshot_date(tmp_path):
+    files = write_weekly_snapshots(tmp_path)
+    res = cli("run", str(snapshot_params(tmp_path, files)), "--only", "20_funnel", "60_forecast_monitoring",
+              "--out", str(tmp_path / "reports"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    run = tmp_path / "reports" / "snapshots"
+    sentence = ("The stage history is built from 8 snapshots of the pipeline (2024-05-06 to 2024-06-24): a stage "
+                "entry is known only to the date of the first snapshot that shows it. It happened on that date or "
+                "up to 7 days before")
+    for report in ("20_funnel", "60_forecast_monitoring"):
+        assert sentence in re.sub(r"\s+", " ", (run / f"{report}.html").read_text()), report
+    funnel = pd.read_csv(run / "data" / "funnel.csv")
+    got = funnel[funnel["mode"] == "any"].set_index("stage")["reached"].to_dict()
+    assert got == independent_reach(files)
+    # every snapshot file is an input of the run, with its checksum
+    inputs = {i["path"]: i for i in json.loads((run / "manifest.json").read_text())["inputs"]}
+    for f in files:
+        assert inputs[str(f)]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+        assert inputs[str(f)]["table"] == f"stage_history snapshot {f.stem[-10:]}"
+
+
+def test_hubspot_date_entered_columns_become_the_history(tmp_path):
+    files = write_weekly_snapshots(tmp_path)
+    seen = pd.concat([pd.read_csv(f, dtype=str, encoding="utf-8-sig").assign(day=f.stem[-10:]) for f in files])
+    first = seen.groupby(["Record ID", "Deal Stage"])["day"].min().unstack()
+    stages = HUBSPOT_STAGES + ["Closed Won", "Closed Lost"]
+    latest = pd.read_csv(files[-1], dtype=str, encoding="utf-8-sig").set_index("Record ID")
+    for stage in stages:  # HubSpot's header and minute-precision datetimes; blank: never entered
+        latest[f'Date entered "{stage} (Sales Pipeline)"'] = (first[stage] + " 08:30").reindex(latest.index)
+    deals = tmp_path / "deals" / "hubspot-crm-exports-all-deals.csv"
+    deals.parent.mkdir()
+    latest.reset_index().to_csv(deals, index=False, quoting=csv.QUOTE_ALL, encoding="utf-8-sig", lineterminator="\r\n")
+    labels = {f"{s} (Sales Pipeline)": f for s, f in zip(stages, FUNNEL_STAGES + ["won", "lost"])}
+    params = yaml.safe_load(snapshot_params(tmp_path, files).read_text())
+    del params["data"]["snapshots"]
+    params["data"]["opportunities"]["path"] = str(deals)
+    params["data"]["stage_history"] = {"path": str(deals), "preset": "hubspot_history", "values": {"stage": labels}}
+    (tmp_path / "entered.yaml").write_text(yaml.safe_dump(params))
+    p = fl.load(tmp_path / "entered.yaml")
+    history = p.history
+    assert len(history) == int(first.notna().sum().sum())
+    assert (history["entered_at"].dt.strftime("%H:%M") == "08:30").all()
+    funnel = p.funnel().funnel
+    assert funnel[funnel["mode"] == "any"].set_index("stage")["reached"].astype(int).to_dict() == \
+        independent_reach(files)
+    note = p.data_quality().export_notes.set_index("kind").loc["reshaped"]
+    assert note["detail"].startswith(f"{len(latest)} deals x 7 `Date entered` columns: {len(history)} stage entries")
+
+
+def test_salesforce_multicurrency_org_currency_iso_code(tmp_path):
+    export = tmp_path / "Opportunity.csv"
+    export.write_text('"Id","StageName","Amount","CurrencyIsoCode","IsClosed","IsWon","CreatedDate","CloseDate"\n'
+                      '"0061","Closed Won","1000","EUR","true","true","2024-01-02T10:00:00.000Z","2024-02-01"\n'
+                      '"0062","Prospecting","2000","USD","false","false","2024-01-03T10:00:00.000Z","2024-03-01"\n'
+                      '"0063","Closed Lost","500","GBP","true","false","2024-01-04T10:00:00.000Z","2024-02-11"\n')
+    path = params_file(tmp_path, str(export), "salesforce")
+    res = cli("check", str(path), cwd=tmp_path)
+    assert res.returncode == 2 and "EUR (1 row), GBP (1 row), USD (1 row)" in res.stderr
+    path = params_file(tmp_path, str(export), "salesforce",
+                       table={"values": {"fx": {"home": "USD", "EUR": 1.1, "GBP": 1.25}}})
+    c = fl.load(path).cleaned["opportunities"]
+    assert c.data.set_index("opportunity_id")["amount"].round(2).to_dict() == {"0061": 1100.0, "0062": 2000.0,
+                                                                               "0063": 625.0}

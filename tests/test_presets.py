@@ -45,11 +45,11 @@ def cells(s: pd.Series) -> list:
 
 
 def test_registry_names_and_tables():
-    assert set(PRESETS) == {"salesforce", "salesforce_history", "hubspot", "zoho", "pipedrive", "jiandaoyun", "maven",
-                            "salesforce_activity", "web_analytics"}
-    assert PRESETS["salesforce_history"].table == "stage_history"
+    assert set(PRESETS) == {"salesforce", "salesforce_history", "hubspot", "hubspot_history", "zoho", "pipedrive",
+                            "jiandaoyun", "maven", "salesforce_activity", "web_analytics"}
+    assert PRESETS["salesforce_history"].table == PRESETS["hubspot_history"].table == "stage_history"
     assert PRESETS["salesforce_activity"].table == PRESETS["web_analytics"].table == "activities"
-    others = set(PRESETS) - {"salesforce_history", "salesforce_activity", "web_analytics"}
+    others = set(PRESETS) - {"salesforce_history", "hubspot_history", "salesforce_activity", "web_analytics"}
     assert {PRESETS[n].table for n in others} == {"opportunities"}
     assert get_preset("Salesforce ") is PRESETS["salesforce"]
 

@@ -81,7 +81,8 @@ def _check(args: argparse.Namespace) -> int:
     plan = plan_run(args.params, overrides=args.overrides, only=args.only, notebooks_dir=args.notebooks)
     print(f"params ok: run_name={plan.params.run_name} language={plan.params.language}")
     for i in plan.inputs:
-        print(f"  {i['table']:<14} {i['rows']:>9,} rows read, {i['rows_clean']:>9,} after cleaning  {i['path']}")
+        after = f"{i['rows_clean']:>9,} after cleaning" if "rows_clean" in i else " " * 24  # lookups, snapshots
+        print(f"  {i['table']:<14} {i['rows']:>9,} rows read, {after}  {i['path']}")
     for step in plan.removed:
         print(f"  removed by cleaning: {step['table']}: {step['step']}: {step['rows_removed']:,} rows ({step['detail']})")
     v = plan.validation

@@ -34,6 +34,15 @@ class Join(_Strict):
     sep: str = "auto"
 
 
+def _values_as_text(v: Any) -> Any:
+    """``values:`` maps with text keys and values: YAML reads `Yes: won` keys as booleans and `1: won` as ints; the
+    CRM export holds text."""
+    if isinstance(v, dict):
+        return {col: ({_yaml_text(k): _yaml_text(t) for k, t in m.items()} if isinstance(m, dict) else m)
+                for col, m in v.items()}
+    return v
+
+
 class TableSource(_Strict):
     """Where one canonical table comes from and how its columns and values map onto the canonical ones."""
 
@@ -48,6 +57,9 @@ class TableSource(_Strict):
     sep: str = "auto"
     date_format: str = "auto"
     join: list[Join] = Field(default_factory=list)
+    #: set for the stage history built from ``data.snapshots`` (never written in params: see :class:`Snapshots`)
+    snapshots: list[str] | None = None
+    snapshot_date: str | None = None
 
     @field_validator("preset")
     @classmethod
@@ -60,30 +72,71 @@ class TableSource(_Strict):
     @field_validator("values", mode="before")
     @classmethod
     def _values_as_text(cls, v: Any) -> Any:
-        # YAML reads `Yes: won` keys as booleans and `1: won` as ints; the CRM export holds text.
-        if isinstance(v, dict):
-            return {
-                col: ({_yaml_text(k): _yaml_text(t) for k, t in m.items()} if isinstance(m, dict) else m)
-                for col, m in v.items()
-            }
-        return v
+        return _values_as_text(v)
 
     def model_post_init(self, __context: Any) -> None:
+        if self.snapshots is not None:
+            return
         if (self.path is None) == (self.sql is None):
             raise ValueError("give exactly one of `path` (a file) or `sql` (a query, with `database`)")
         if self.sql is not None and not self.database:
             raise ValueError("`sql` needs `database` (a DuckDB/SQLite file or an SQLAlchemy URL)")
 
 
+class Snapshots(_Strict):
+    """Dated exports of one pipeline (a "current view" saved each week), read like ``data.opportunities``; the stage
+    history is what changed between them (:mod:`funnel_lab.data.snapshots`)."""
+
+    path: list[str] | str  # a glob, a file, or a list of either; relative to the params file
+    date_column: str | None = None  # the snapshot's date; else the date in each file's name (2024-05-06, 20240506)
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)  # {stage: {CRM stage: funnel stage}}
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_as_text(cls, v: Any) -> Any:
+        return _values_as_text(v)
+
+    @field_validator("values")
+    @classmethod
+    def _stage_only(cls, v: dict) -> dict:
+        if set(v) - {"stage"}:
+            raise ValueError("only `stage` (CRM stage -> funnel stage); the snapshots read with the values of "
+                             "data.opportunities")
+        return v
+
+    @property
+    def patterns(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
 class Data(_Strict):
     opportunities: TableSource | None = None
     stage_history: TableSource | None = None
+    snapshots: Snapshots | None = None
     activities: TableSource | None = None
     experiment: TableSource | None = None
 
     def model_post_init(self, __context: Any) -> None:
         if self.activities is not None and self.opportunities is None:
             raise ValueError("`activities` needs `opportunities`: behaviour features are counted per opportunity")
+        if self.snapshots is not None and self.opportunities is None:
+            raise ValueError("`snapshots` needs `opportunities`: each snapshot is read as the opportunities are")
+        if self.snapshots is not None and self.stage_history is not None:
+            raise ValueError("give `stage_history` (an export of the history) or `snapshots` (dated exports the "
+                             "history is built from), not both")
+        for name in ("opportunities", "stage_history", "activities", "experiment"):
+            src = getattr(self, name)
+            if src is not None and src.snapshots is not None:
+                raise ValueError(f"`{name}.snapshots`: unknown key; dated exports go under `data.snapshots`")
+
+    def history_source(self) -> TableSource | None:
+        """``stage_history`` as configured, or read from ``snapshots`` with the opportunities' reading."""
+        if self.snapshots is None:
+            return self.stage_history
+        values = {**self.opportunities.values, "stage": self.snapshots.values.get("stage", {})}
+        return self.opportunities.model_copy(update={
+            "path": None, "sql": None, "database": None, "join": [], "values": values,
+            "snapshots": self.snapshots.patterns, "snapshot_date": self.snapshots.date_column})
 
 
 class FuzzyDedupe(_Strict):
@@ -208,7 +261,8 @@ class Params(_Strict):
 
     def tables(self) -> dict[str, TableSource]:
         """The configured input tables, by canonical name."""
-        return {name: src for name in TABLES if (src := getattr(self.data, name)) is not None}
+        sources = {"stage_history": self.data.history_source()}
+        return {name: src for name in TABLES if (src := sources.get(name, getattr(self.data, name))) is not None}
 
 
 # --------------------------------------------------------------------------- loading
@@ -265,7 +319,10 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
             d[key] = str(p if p.is_absolute() else (base / p).resolve())
 
     for src in (doc.get("data") or {}).values() if isinstance(doc.get("data"), dict) else ():
-        if isinstance(src, dict):
+        if isinstance(src, dict) and isinstance(src.get("path"), list):  # snapshots: a list of files or globs
+            src["path"] = [str(p if (p := Path(str(v)).expanduser()).is_absolute() else (base / p).resolve())
+                           for v in src["path"]]
+        elif isinstance(src, dict):
             fix(src, "path")
             fix(src, "database", allow_url=True)
             for j in src.get("join") or []:

@@ -165,6 +165,10 @@ class Pipeline:
             obj = getattr(obj, part)
         return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
 
+    def _table_section(self, name: str) -> Any:
+        """A table's params as plain JSON data (the stage history built from ``data.snapshots`` included)."""
+        return self._source(name).model_dump(mode="json")
+
     def _step(self, step: str, name: str, inputs: list, compute: Callable[[], Any]) -> Any:
         """The value of a step computed from ``inputs`` (params sections, upstream values' keys): remembered,
         else read from the run cache, else computed."""
@@ -234,9 +238,13 @@ class Pipeline:
     def table(self, name: str):
         """One input table as read and mapped onto canonical names (:class:`~funnel_lab.data.ingest.Table`)."""
         from .data.ingest import load_table
+        from .data.snapshots import load_snapshots
 
         src = self._source(name)
-        return self._step("table", name, [self._section("data", name)],
+        if src.snapshots is not None:
+            return self._step("table", name, [self._table_section(name)],
+                              lambda: load_snapshots(src, sha256=self.checksums[name] or None))
+        return self._step("table", name, [self._table_section(name)],
                           lambda: load_table(src, table=name, sha256=self.checksums[name] or None))
 
     def _source(self, name: str):
@@ -263,7 +271,7 @@ class Pipeline:
         from .data.clean import clean_table
 
         src = self._source(name)
-        return self._step("cleaned", name, [self._section("data", name), self._section("cleaning")],
+        return self._step("cleaned", name, [self._table_section(name), self._section("cleaning")],
                           lambda: clean_table(self.table(name), self.params.cleaning, date_format=src.date_format))
 
     @property
@@ -283,7 +291,7 @@ class Pipeline:
         return self._step("validation", "", self._cleaning_inputs(), compute)
 
     def _cleaning_inputs(self) -> list:
-        return [{n: self._section("data", n) for n in self.table_names}, self._section("cleaning")]
+        return [{n: self._table_section(n) for n in self.table_names}, self._section("cleaning")]
 
     @property
     def history(self) -> pd.DataFrame | None:
@@ -469,6 +477,10 @@ class Pipeline:
                         "rows_clean": len(self.cleaned_table(name).data), "ids_generated": tbl.ids_generated})
         out += [{"table": f"{name} lookup", "path": j["path"], "sha256": j["sha256"], "rows": j["lookup_rows"]}
                 for name, tbl in self.tables.items() for j in tbl.joins or []]
+        out += [{"table": f"{name} snapshot {r['snapshot_date']:%Y-%m-%d}", "path": r["path"], "sha256": r["sha256"],
+                 "rows": int(r["deals"])}
+                for name, tbl in self.tables.items() if tbl.snapshots is not None
+                for r in tbl.snapshots.to_dict("records")]
         log = self.activity_log
         if log is not None:
             out.append({"table": "activities", "path": log.source, "sha256": log.sha256, "rows": log.rows,
@@ -483,7 +495,8 @@ class Pipeline:
     def _repr_html_(self) -> str:
         rows = []
         for name, src in self.params.tables().items():
-            where = html.escape(str(src.path or f"sql: {src.sql}"))
+            where = html.escape(str(src.path or (f"snapshots: {', '.join(src.snapshots)}" if src.snapshots
+                                                 else f"sql: {src.sql}")))
             rows.append(f"<tr><td>{name}</td><td>{where}</td></tr>")
         return (f"<h4>funnel_lab pipeline: {html.escape(self.params.run_name)}</h4>"
                 f"<table><tr><th>table</th><th>source</th></tr>{''.join(rows)}</table>"

@@ -47,7 +47,9 @@ def _rates(fx: Mapping[str, str], *, where: str) -> tuple[str | None, dict[str, 
 
 
 def _listing(counts: pd.Series) -> str:
-    return ", ".join(f"{c} ({n:,} rows)" for c, n in counts.items())
+    """``EUR (6 rows), USD (4 rows)``: most rows first, ties by name."""
+    counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+    return ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in counts.items())
 
 
 def to_home_currency(df: pd.DataFrame, fx: Mapping[str, str] | None, *,

@@ -23,7 +23,8 @@ from .schemas import canonical_columns, required_columns
 
 _TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
 #: One row per decision the reader took about an export (``export_notes.csv``): ``kind`` is ``repeated_column``,
-#: ``status_disagreement``, ``guessed_rule`` or ``currency``; ``column`` and ``value`` say where, ``rows`` how many.
+#: ``status_disagreement``, ``guessed_rule``, ``currency``, ``reshaped`` (a wide export made into rows) or
+#: ``snapshot_history``; ``column`` and ``value`` say where, ``rows`` how many.
 NOTE_COLUMNS = ["table", "kind", "column", "value", "rows", "detail"]
 _ENCODINGS = ("utf-8-sig", "gb18030")
 
@@ -44,6 +45,7 @@ class Table:
     joins: list[dict] | None = None  # one summary per lookup joined: path, on, matched, unmatched values
     notes: pd.DataFrame | None = None  # how the export was read where it needed a decision (NOTE_COLUMNS)
     fx: dict[str, str] | None = None  # values.fx: rates to the home currency (funnel_lab.data.currency)
+    snapshots: pd.DataFrame | None = None  # a history from snapshots: snapshot_file, snapshot_date, deals, path, sha256
 
 
 def snake_case(name: str) -> str:
@@ -85,7 +87,13 @@ def require_columns(columns, *, table: str, source: str, read: list[str]) -> Non
 
 
 def source_sha256(src: TableSource) -> str:
-    """The SHA-256 of a table's file, or of its database (password masked) and query for a SQL source."""
+    """The SHA-256 of a table's file, of its snapshots' files, or of its database (password masked) and query for a
+    SQL source."""
+    if src.snapshots is not None:
+        from .snapshots import snapshot_files
+
+        digests = [f"{path}:{file_sha256(path)}" for path in snapshot_files(src, missing_ok=True)]
+        return hashlib.sha256("\n".join(digests).encode()).hexdigest()
     if src.path is not None:
         return file_sha256(src.path)
     return hashlib.sha256(f"{mask_url(str(src.database))}\n{src.sql}".encode()).hexdigest()
@@ -586,7 +594,15 @@ def load_table(src: TableSource, *, table: str, sha256: str | None = None) -> Ta
     """
     raw, rejected = read_raw(src)
     source = raw.attrs.get("source") or (str(src.path) if src.path else f"sql: {src.sql} @ {mask_url(src.database)}")
+    preset = get_preset(src.preset)
+    reshaped = ""
+    if preset.reshape_fn is not None and (not preset.table or preset.table == table):
+        # a wide export whose cells are the table's rows (one per deal and stage)
+        raw, reshaped = preset.reshape_fn(raw)
     data, column_map, notes = map_columns(raw, src, table=table, source=source)
+    if reshaped:
+        notes = pd.concat([notes, pd.DataFrame([{"table": table, "kind": "reshaped", "column": "", "value": "",
+                                                 "rows": len(raw), "detail": reshaped}])], ignore_index=True)
     ids_generated = False
     if table == "opportunities" and "opportunity_id" not in data.columns:
         # ids from the export's data row numbers, so that an id names the row it came from

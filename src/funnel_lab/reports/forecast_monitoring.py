@@ -92,6 +92,7 @@ def show_monitoring(run, r: MonitoringResult, labels: dict[str, str]) -> None:
         ch = r.history
         stages = ch.order + ["won"]
         run.heading("mon.charts")
+        run.say_history_source()
         run.say("mon.entries_note", sigma=sigma)
         run.figure(plot_control_charts(ch.limits, "entered", stages=stages, labels=labels,
                                        title=run.t("mon.entries_chart")))

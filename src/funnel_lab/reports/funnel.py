@@ -40,6 +40,7 @@ def summary_sentences(r: FunnelResult, lang: str, labels: dict[str, str]) -> lis
 def show_funnel(run, r: FunnelResult, labels: dict[str, str]) -> None:
     run.heading("fn.funnel")
     run.say("fn.modes" if r.from_history else "fn.no_history")
+    run.say_history_source()
     if len(r.unmapped):
         run.say("fn.unmapped", n=format_number(int(r.unmapped["rows"].sum()), run.lang),
                 names=", ".join(map(str, r.unmapped["stage"].head(8))))
@@ -136,7 +137,11 @@ def show_conversion_history(run, ch: ConversionHistory, labels: dict[str, str]) 
     """The conversion heatmap by month and each stage against its own history (20_funnel)."""
     run.heading("fn.conversion_history")
     run.say("fn.conversion_history_note")
-    run.figure(plot_rate_heatmap(conversion_heatmap(ch, labels), title=run.t("fn.conversion_heatmap")))
+    heatmap = conversion_heatmap(ch, labels)
+    if heatmap.notna().any().any():
+        run.figure(plot_rate_heatmap(heatmap, title=run.t("fn.conversion_heatmap")))
+    else:
+        run.say("fn.no_mature_month")
     b = below_own_history(ch.limits, ch.order)
     shown = b.assign(stage=b["stage"].map(lambda s: labels.get(s, s)))
     run.table(shown, labels={c: f"col.{c}" for c in shown.columns}, percent=("conversion", "usual"))

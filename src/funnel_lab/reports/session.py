@@ -110,6 +110,16 @@ class RunContext:
         """A catalogue sentence as a paragraph (Markdown allowed in the message)."""
         display(Markdown(self.t(key, **values)))
 
+    def say_history_source(self) -> None:
+        """Where the stage history was built from snapshots, say how coarse its dates are."""
+        src = self.params.tables().get("stage_history")
+        if src is None or src.snapshots is None:
+            return
+        dates = self.pipeline.table("stage_history").snapshots["snapshot_date"].drop_duplicates()
+        gap = dates.diff().dt.days.median()
+        self.say("history.from_snapshots", n=self.number(len(dates)), first=f"{dates.iloc[0]:%Y-%m-%d}",
+                 last=f"{dates.iloc[-1]:%Y-%m-%d}", gap=self.number(gap if pd.notna(gap) else 0))
+
     def banner(self, key: str, *, kind: str = "error", **values: Any) -> None:
         """A coloured box (``error`` or ``note``) that a reader cannot miss, e.g. a broken experiment."""
         text = html.escape(self.t(key, **values))

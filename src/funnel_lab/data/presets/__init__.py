@@ -15,6 +15,7 @@ name                      table                 export
 ``salesforce``            opportunities         Salesforce Opportunity object (API field names)
 ``salesforce_history``    stage_history         Salesforce OpportunityHistory
 ``hubspot``               opportunities         HubSpot deals (UI export or API property names)
+``hubspot_history``       stage_history         HubSpot deals export with ``Date entered "<stage>"`` columns
 ``zoho``                  opportunities         Zoho CRM Deals (also renamed Opportunities / Potentials)
 ``pipedrive``             opportunities         Pipedrive deals export (``Deal - ...`` headers)
 ``jiandaoyun``            opportunities         简道云 商机 form, Excel export with Chinese headers
@@ -33,7 +34,7 @@ from ._common import Preset, normalise_header
 
 PRESETS: dict[str, Preset] = {
     p.name: p
-    for p in (salesforce.PRESET, salesforce.HISTORY_PRESET, hubspot.PRESET, zoho.PRESET, pipedrive.PRESET,
+    for p in (salesforce.PRESET, salesforce.HISTORY_PRESET, hubspot.PRESET, hubspot.HISTORY_PRESET, zoho.PRESET, pipedrive.PRESET,
               jiandaoyun.PRESET, maven.PRESET, activity.SALESFORCE_PRESET, activity.WEB_PRESET)
 }
 #: The preset of a table without one: maps nothing, derives nothing (``table`` empty: it fits any table).

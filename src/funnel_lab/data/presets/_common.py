@@ -68,6 +68,10 @@ class Preset:
     guesses : dict of str to str
         Canonical column -> how ``derive_fn`` guesses it when the export has no column for it; the data-quality
         report says so whenever the guess is taken.
+    reshape_fn : callable, optional
+        The export as read -> the rows the table is made of, before matching (a wide export whose columns are
+        stage entries, one per deal and stage, becomes one row per entry); returns (rows, a note for the
+        data-quality report).
     """
 
     name: str
@@ -77,6 +81,7 @@ class Preset:
     placeholders: tuple[str, ...] = ()
     derive_fn: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     guesses: dict[str, str] = field(default_factory=dict)
+    reshape_fn: Callable[[pd.DataFrame], tuple[pd.DataFrame, str]] | None = None
 
     def match(self, source_columns: list[str]) -> dict[str, str]:
         """The columns of an export this preset recognises.

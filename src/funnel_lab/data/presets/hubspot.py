@@ -33,13 +33,23 @@ stage), else from the stage: "Closed Won"/"closedwon" -> won, "Closed Lost"/"clo
 open; missing for a blank stage. A deal in a pipeline's own closed stage ("Dead Deals" flagged closed lost) is lost,
 and the data-quality report lists such stages (:func:`._common.status_disagreements`).
 HubSpot writes the deal probability as 0-1: it becomes 0-100 when every filled value is at most 1.
+
+``hubspot_history`` reads the stage history from the same deals export when it holds HubSpot's
+``Date entered "<stage> (<pipeline>)"`` columns (or the API's ``hs_v2_date_entered_<stage id>``): one entry per
+filled cell, ``stage`` being the label in the header (map it onto the funnel's stages with ``values: {stage:
+...}``).
 """
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 
-from ._common import Preset, add_status, probability_to_percent, split_close_date, status_from_flags
+from ...errors import ParamsError
+from ._common import (Preset, add_status, normalise_header, probability_to_percent, split_close_date,
+                      status_from_flags)
 
 #: Internal stage ids of HubSpot's default sales pipeline -> their labels.
 DEFAULT_PIPELINE = {
@@ -100,4 +110,47 @@ PRESET = Preset(
     },
     values={"crm_stage": DEFAULT_PIPELINE},
     derive_fn=derive_deals,
+)
+
+
+#: ``Date entered "Appointment Scheduled (Sales Pipeline)"`` (the UI export) or ``hs_v2_date_entered_<stage id>`` /
+#: ``hs_date_entered_<stage id>`` (API names): when each deal entered each stage.
+_DATE_ENTERED = re.compile(r'^\s*date entered\s*["“]?(?P<label>.+?)["”]?\s*$|^hs_(?:v2_)?date_entered_(?P<id>.+)$',
+                           re.IGNORECASE)
+
+
+def date_entered_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One row per deal and ``Date entered`` cell: ``Record ID``, ``Stage`` (the label in the header), ``Entered At``.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"Record ID": ["1", "2"], 'Date entered "Demo (Sales Pipeline)"': ["2024-05-01 10:00", ""],
+    ...                     'Date entered "Closed Won (Sales Pipeline)"': ["2024-06-01 09:00", None]})
+    >>> rows, note = date_entered_rows(raw)
+    >>> rows.values.tolist()
+    [['1', 'Demo (Sales Pipeline)', '2024-05-01 10:00'], ['1', 'Closed Won (Sales Pipeline)', '2024-06-01 09:00']]
+    """
+    stages = {c: m["label"] or m["id"] for c in raw.columns if (m := _DATE_ENTERED.match(str(c)))}
+    if not stages:
+        raise ParamsError('preset hubspot_history: the export has no `Date entered "<stage>"` columns (add them '
+                          'to the deals view before exporting, or give an exported stage history)')
+    ids = [c for c in raw.columns if normalise_header(c) in ("recordid", "dealid", "hsobjectid")][:1]
+    if not ids:
+        raise ParamsError("preset hubspot_history: the export has no Record ID column to tie the stage entries to")
+    long = raw[ids + list(stages)].melt(id_vars=ids, var_name="Stage", value_name="Entered At")
+    long = long.assign(Stage=long["Stage"].map(stages)).rename(columns={ids[0]: "Record ID"})
+    filled = long["Entered At"].notna() & (long["Entered At"].astype("str").str.strip() != "")
+    # deal by deal in the export's order, each deal's entries in the column order
+    order = long.index.to_numpy() % len(raw) * len(stages) + long.index.to_numpy() // len(raw)
+    out = long[filled].iloc[np.argsort(order[filled.to_numpy()], kind="stable")].reset_index(drop=True)
+    note = (f"{len(raw):,} deals x {len(stages)} `Date entered` columns: {len(out):,} stage entries (a blank cell is "
+            f"a stage the deal never entered)")
+    return out, note
+
+
+HISTORY_PRESET = Preset(
+    name="hubspot_history",
+    table="stage_history",
+    columns={"opportunity_id": ("Record ID",), "stage": ("Stage",), "entered_at": ("Entered At",)},
+    reshape_fn=date_entered_rows,
 )
