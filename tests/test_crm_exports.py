@@ -258,6 +258,7 @@ def test_run_on_multicurrency_zoho_names_the_currency_where_money_is_summed(tmp_
     forecast_html = (run / "60_forecast_monitoring.html").read_text()
     assert "Amounts are in USD: 13 amounts in other currencies were converted" in forecast_html
     assert "expected (USD)" in forecast_html
+    assert re.search(r"should bring <strong>[\d,]+ USD</strong> in won revenue", forecast_html)
     assert json.loads((run / "manifest.json").read_text())
 
 
@@ -368,7 +369,7 @@ def test_snapshot_date_from_a_column_gives_the_same_history(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"path": "nothing-*.csv"}, "data.snapshots.path: '.*nothing-\\*.csv' matches no file"),
-    ({"path": "undated.csv"}, "no date in the file name 'undated.csv'"),
+    ({"path": "undated.csv"}, "no date in the file name '.*undated.csv' or its folders"),
     ({"date_column": "Snapshot Date"}, "data.snapshots.date_column: no column 'Snapshot Date'"),
     ({"path": "twice/*.csv"}, "deals-2024-05-06.csv, export-20240506.csv have the same date"),
 ])
@@ -458,3 +459,99 @@ def test_salesforce_multicurrency_org_currency_iso_code(tmp_path):
     c = fl.load(path).cleaned["opportunities"]
     assert c.data.set_index("opportunity_id")["amount"].round(2).to_dict() == {"0061": 1100.0, "0062": 2000.0,
                                                                                "0063": 625.0}
+
+
+# ---------------------------------------------------------------- edge cases of real exports
+
+
+def test_blank_currency_cells_are_never_summed_silently():
+    from funnel_lab.data.currency import to_home_currency
+
+    df = pd.DataFrame({"amount": [100.0, 200.0, 300.0, 50.0], "currency": ["EUR", "", None, "USD"],
+                       "exchange_rate": [0.9, 150.0, 1.0, 1.0]})
+    out, home, changed, detail = to_home_currency(df, None, where="t")
+    # no currency but a rate: converted by it; no currency at rate 1: the home currency (filled, and said)
+    assert out["amount"].round(4).tolist() == [round(100 / 0.9, 4), round(200 / 150, 4), 300.0, 50.0]
+    assert home == "USD" and out["currency"].fillna("-").tolist() == ["EUR", "-", "USD", "USD"]
+    assert list(changed) == [0, 1, 2]
+    assert detail == ("2 amounts in EUR (1 row), no currency (1 row) converted to USD by amount / exchange_rate "
+                      "(units of the currency per one USD); 1 amounts without a currency taken as USD (exchange_rate 1)")
+    with pytest.raises(ParamsError, match="missing or not positive on 1 rows whose currency is not USD or is blank"):
+        to_home_currency(df.assign(exchange_rate=[0.9, None, 1.0, 1.0]), None, where="t")
+    with pytest.raises(ParamsError, match="blank on 1 rows with an amount"):
+        to_home_currency(pd.DataFrame({"amount": [1.0, 2.0, 3.0], "currency": ["EUR", "USD", ""]}),
+                         {"home": "EUR", "USD": 0.9}, where="t")
+    out, home, changed, detail = to_home_currency(
+        pd.DataFrame({"amount": [1.0, 2.0, None], "currency": ["EUR", "", ""]}), None, where="t")
+    assert home == "EUR" and out["currency"].tolist()[:2] == ["EUR", "EUR"] and list(changed) == [1]
+    assert detail == "1 amounts without a currency taken as EUR, the only currency named"
+
+
+def test_home_currency_rows_must_have_rate_one():
+    from funnel_lab.data.currency import to_home_currency
+
+    df = pd.DataFrame({"amount": [100.0, 200.0, 5.0], "currency": ["USD", "EUR", "USD"],
+                       "exchange_rate": [1.0, 0.925, 10.0]})
+    with pytest.raises(ParamsError, match=r"'exchange_rate' is not 1 on 1 rows in the home currency USD \(data rows 3\)"):
+        to_home_currency(df, None, where="t")
+
+
+def test_mixed_currency_message_names_the_export_column(tmp_path):
+    path = params_file(tmp_path, "pipedrive_deals_two_currencies.csv", "pipedrive")
+    res = cli("check", str(path), cwd=tmp_path)
+    assert "column 'currency' (the export's 'Deal - Currency') holds 2 currencies" in res.stderr
+
+
+def test_a_repeated_amount_follows_the_presets_rule(tmp_path):
+    """HubSpot's Amount is the deal's own currency: repeated or not, it is summed only with its currency known."""
+    with open(CRM / "hubspot_all_properties.csv", newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    company = rows[0].index("Amount in company currency")
+    rows = [r[:company] + r[company + 1:] for r in rows]  # only the deal's own amount, in three currencies
+    amount = rows[0].index("Amount")
+    rows = [r + [r[amount]] for r in rows]
+    with open(tmp_path / "deals.csv", "w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"run_name": "r", "data": {"opportunities": {
+        "path": str(tmp_path / "deals.csv"), "preset": "hubspot"}}}))
+    res = cli("check", str(path), cwd=tmp_path)
+    assert res.returncode == 2 and "holds 3 currencies" in res.stderr, res.stderr
+
+
+def test_snapshot_blank_stage_deleted_deal_and_outcome_before_the_first_snapshot():
+    from funnel_lab.data.snapshots import history_from_snapshots
+
+    days = pd.to_datetime(["2024-05-06", "2024-05-13", "2024-05-20"])
+    s = pd.DataFrame({
+        "opportunity_id": ["a", "a", "a", "b", "b", "c"],
+        "crm_stage": ["Demo", None, "Demo", "Demo", "Demo", "Closed Won"],
+        "status": ["open", "open", "open", "open", "deleted", "won"],
+        "closed_at": pd.to_datetime([None, None, None, None, None, "2023-03-01"]),
+        "expected_close_at": [None] * 6,
+        "snapshot_date": days[[0, 1, 2, 0, 1, 0]], "snapshot_file": ["w1", "w2", "w3", "w1", "w2", "w1"]})
+    h = history_from_snapshots(s)
+    # a's blank stage is no entry and does not split its stay; b's deleted row is no entry; c won long ago
+    assert h[["opportunity_id", "stage"]].values.tolist() == [["a", "Demo"], ["b", "Demo"], ["c", "won"]]
+    assert h.set_index("opportunity_id").loc["c", "entered_at"] == pd.Timestamp("2023-03-01")
+
+
+def test_snapshots_in_dated_folders_and_empty_path(tmp_path):
+    files = write_weekly_snapshots(tmp_path, weeks=3)
+    moved = []
+    for f in files:
+        folder = tmp_path / "exports" / f.stem[-10:].replace("-", "")
+        folder.mkdir(parents=True)
+        moved.append(folder / "deals.csv")
+        f.rename(moved[-1])
+    params = yaml.safe_load(snapshot_params(tmp_path, moved).read_text())
+    params["data"]["snapshots"]["path"] = str(tmp_path / "exports" / "*" / "deals.csv")
+    (tmp_path / "folders.yaml").write_text(yaml.safe_dump(params))
+    p = fl.load(tmp_path / "folders.yaml")
+    read = p.table("stage_history").snapshots
+    assert [f"{d:%Y%m%d}" for d in read["snapshot_date"]] == ["20240506", "20240513", "20240520"]
+    assert read["sha256"].tolist() == [hashlib.sha256(f.read_bytes()).hexdigest() for f in moved]
+    params["data"]["snapshots"]["path"] = []
+    (tmp_path / "empty.yaml").write_text(yaml.safe_dump(params))
+    res = cli("check", str(tmp_path / "empty.yaml"), cwd=tmp_path)
+    assert res.returncode == 2 and "name the snapshot files" in res.stderr and "Traceback" not in res.stderr

@@ -57,9 +57,6 @@ class TableSource(_Strict):
     sep: str = "auto"
     date_format: str = "auto"
     join: list[Join] = Field(default_factory=list)
-    #: set for the stage history built from ``data.snapshots`` (never written in params: see :class:`Snapshots`)
-    snapshots: list[str] | None = None
-    snapshot_date: str | None = None
 
     @field_validator("preset")
     @classmethod
@@ -75,8 +72,6 @@ class TableSource(_Strict):
         return _values_as_text(v)
 
     def model_post_init(self, __context: Any) -> None:
-        if self.snapshots is not None:
-            return
         if (self.path is None) == (self.sql is None):
             raise ValueError("give exactly one of `path` (a file) or `sql` (a query, with `database`)")
         if self.sql is not None and not self.database:
@@ -104,9 +99,27 @@ class Snapshots(_Strict):
                              "data.opportunities")
         return v
 
+    @field_validator("path")
+    @classmethod
+    def _some_path(cls, v: list[str] | str) -> list[str] | str:
+        if not v:
+            raise ValueError("name the snapshot files: a glob (`exports/deals-*.csv`) or a list of files")
+        return v
+
     @property
     def patterns(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class SnapshotSource(TableSource):
+    """``stage_history`` read from ``data.snapshots``: the opportunities' reading, applied to each snapshot file
+    (made by :meth:`Data.history_source`, never written in params)."""
+
+    snapshots: list[str]
+    snapshot_date: str | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        pass  # the files are the snapshots, not `path` or `sql`
 
 
 class Data(_Strict):
@@ -124,19 +137,15 @@ class Data(_Strict):
         if self.snapshots is not None and self.stage_history is not None:
             raise ValueError("give `stage_history` (an export of the history) or `snapshots` (dated exports the "
                              "history is built from), not both")
-        for name in ("opportunities", "stage_history", "activities", "experiment"):
-            src = getattr(self, name)
-            if src is not None and src.snapshots is not None:
-                raise ValueError(f"`{name}.snapshots`: unknown key; dated exports go under `data.snapshots`")
 
     def history_source(self) -> TableSource | None:
         """``stage_history`` as configured, or read from ``snapshots`` with the opportunities' reading."""
         if self.snapshots is None:
             return self.stage_history
-        values = {**self.opportunities.values, "stage": self.snapshots.values.get("stage", {})}
-        return self.opportunities.model_copy(update={
-            "path": None, "sql": None, "database": None, "join": [], "values": values,
-            "snapshots": self.snapshots.patterns, "snapshot_date": self.snapshots.date_column})
+        reading = self.opportunities.model_dump(exclude={"path", "sql", "database", "join", "values"})
+        return SnapshotSource(**reading, values={**self.opportunities.values,
+                                                 "stage": self.snapshots.values.get("stage", {})},
+                              snapshots=self.snapshots.patterns, snapshot_date=self.snapshots.date_column)
 
 
 class FuzzyDedupe(_Strict):
@@ -320,8 +329,10 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
 
     for src in (doc.get("data") or {}).values() if isinstance(doc.get("data"), dict) else ():
         if isinstance(src, dict) and isinstance(src.get("path"), list):  # snapshots: a list of files or globs
-            src["path"] = [str(p if (p := Path(str(v)).expanduser()).is_absolute() else (base / p).resolve())
-                           for v in src["path"]]
+            paths = {str(i): v for i, v in enumerate(src["path"])}
+            for i in paths:
+                fix(paths, i)
+            src["path"] = list(paths.values())
         elif isinstance(src, dict):
             fix(src, "path")
             fix(src, "database", allow_url=True)

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from . import files
-from .config import Params, load_params, require_tables, update_params
+from .config import Params, SnapshotSource, load_params, require_tables, update_params
 from .errors import ParamsError
 
 #: The run folder's working folder: the steps the plan computed, for the run's notebooks; removed when the run ends.
@@ -241,9 +241,10 @@ class Pipeline:
         from .data.snapshots import load_snapshots
 
         src = self._source(name)
-        if src.snapshots is not None:
-            return self._step("table", name, [self._table_section(name)],
-                              lambda: load_snapshots(src, sha256=self.checksums[name] or None))
+        if isinstance(src, SnapshotSource):
+            return self._step("table", name, [self._table_section(name), self._section("cleaning", "placeholders")],
+                              lambda: load_snapshots(src, placeholders=self.params.cleaning.placeholders,
+                                                     sha256=self.checksums[name] or None))
         return self._step("table", name, [self._table_section(name)],
                           lambda: load_table(src, table=name, sha256=self.checksums[name] or None))
 
@@ -495,8 +496,8 @@ class Pipeline:
     def _repr_html_(self) -> str:
         rows = []
         for name, src in self.params.tables().items():
-            where = html.escape(str(src.path or (f"snapshots: {', '.join(src.snapshots)}" if src.snapshots
-                                                 else f"sql: {src.sql}")))
+            where = html.escape(f"snapshots: {', '.join(src.snapshots)}" if isinstance(src, SnapshotSource)
+                                else str(src.path or f"sql: {src.sql}"))
             rows.append(f"<tr><td>{name}</td><td>{where}</td></tr>")
         return (f"<h4>funnel_lab pipeline: {html.escape(self.params.run_name)}</h4>"
                 f"<table><tr><th>table</th><th>source</th></tr>{''.join(rows)}</table>"

@@ -475,7 +475,8 @@ def clean_table(table: Table, cleaning: Cleaning, *, date_format: str = "auto") 
         rec.step("status", df, after, detail="status must be open, won or lost; `won` added", reasons=reasons)
         df = after
         if "currency" in df.columns or table.fx:
-            after, currency, changed, detail = to_home_currency(df, table.fx, where=f"data.{name}")
+            source = dict(zip(table.column_map["column"], table.column_map["source_column"]))
+            after, currency, changed, detail = to_home_currency(df, table.fx, where=f"data.{name}", columns=source)
             rec.step("currency", df, after, changed=changed, detail=detail)
             df = after
         keys = [k for k in cleaning.dedupe.keys]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Join, TableSource, mask_url
+from ..config import Join, SnapshotSource, TableSource, mask_url
 from ..errors import ParamsError, did_you_mean
 from .presets import get_preset
 from .presets._common import status_disagreements
@@ -45,7 +45,7 @@ class Table:
     joins: list[dict] | None = None  # one summary per lookup joined: path, on, matched, unmatched values
     notes: pd.DataFrame | None = None  # how the export was read where it needed a decision (NOTE_COLUMNS)
     fx: dict[str, str] | None = None  # values.fx: rates to the home currency (funnel_lab.data.currency)
-    snapshots: pd.DataFrame | None = None  # a history from snapshots: snapshot_file, snapshot_date, deals, path, sha256
+    snapshots: pd.DataFrame | None = None  # a history from snapshots: path, snapshot_date, deals, sha256
 
 
 def snake_case(name: str) -> str:
@@ -89,7 +89,7 @@ def require_columns(columns, *, table: str, source: str, read: list[str]) -> Non
 def source_sha256(src: TableSource) -> str:
     """The SHA-256 of a table's file, of its snapshots' files, or of its database (password masked) and query for a
     SQL source."""
-    if src.snapshots is not None:
+    if isinstance(src, SnapshotSource):
         from .snapshots import snapshot_files
 
         digests = [f"{path}:{file_sha256(path)}" for path in snapshot_files(src, missing_ok=True)]
@@ -412,8 +412,9 @@ def map_columns(raw: pd.DataFrame, src: TableSource, *, table: str, where: str =
         if column not in rename and name not in rename.values():
             rename[column] = name
     for column, positions in repeated.items():
-        name = snake_case(column) if snake_case(column) in canonical_columns(table) else next(
-            (n for n in preset.match([column]).values()), None)
+        # the rule a single column follows: the preset's match, else its snake_case name when that is canonical
+        name = next(iter(preset.match([column]).values()), None) or (
+            snake_case(column) if snake_case(column) in canonical_columns(table) else None)
         if name in rename.values():
             name = None  # the field is read from another column already
         copies = [source_cols[p - 1] for p in positions]

@@ -14,16 +14,21 @@ from .plots import plot_control_charts, plot_forecast, plot_waterfall
 RECENT_PERIODS = 13
 
 
-def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90) -> list[str]:
+def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90, currency: str | None = None) -> list[str]:
+    """The forecast's summary sentences; money carries ``currency`` when it is known."""
     f = r.forecast
+
+    def money(x: float) -> str:
+        return f"{format_number(x, lang)} {currency}" if currency else format_number(x, lang)
+
     if f.empty:
         return [t("fc.empty", lang, days=horizon_days)] + (
             [t("fc.left_out", lang, n=format_number(r.left_out, lang))] if r.left_out else [])
-    out = [t("fc.summary", lang, horizon=format_number(len(f), lang), expected=format_number(f["expected_amount"].sum(), lang),
-             p10=format_number(f["p10"].sum(), lang), p90=format_number(f["p90"].sum(), lang),
+    out = [t("fc.summary", lang, horizon=format_number(len(f), lang), expected=money(f["expected_amount"].sum()),
+             p10=money(f["p10"].sum()), p90=money(f["p90"].sum()),
              deals=format_number(int(f["deals"].sum()), lang), as_of=str(r.as_of.date()))]
     if f["crm_weighted"].notna().any():
-        out.append(t("fc.crm", lang, crm=format_number(f["crm_weighted"].sum(), lang)))
+        out.append(t("fc.crm", lang, crm=money(f["crm_weighted"].sum())))
     if r.left_out:
         out.append(t("fc.left_out", lang, n=format_number(r.left_out, lang)))
     err = r.backtest["error"].dropna() if len(r.backtest) else pd.Series(dtype=float)

@@ -12,7 +12,7 @@ from IPython.display import HTML, Markdown, display
 from pandas.io.formats.style import Styler
 
 from .. import files
-from ..config import Params, load_params
+from ..config import Params
 from ..i18n import catalogue, format_number, format_p, format_percent, t
 from ..pipeline import RUN_CACHE, Pipeline, load
 from .plots import set_plot_theme
@@ -112,13 +112,14 @@ class RunContext:
 
     def say_history_source(self) -> None:
         """Where the stage history was built from snapshots, say how coarse its dates are."""
-        src = self.params.tables().get("stage_history")
-        if src is None or src.snapshots is None:
+        from ..data.snapshots import gap_days
+
+        snapshots = self.pipeline.table("stage_history").snapshots if "stage_history" in self.params.tables() else None
+        if snapshots is None:
             return
-        dates = self.pipeline.table("stage_history").snapshots["snapshot_date"].drop_duplicates()
-        gap = dates.diff().dt.days.median()
-        self.say("history.from_snapshots", n=self.number(len(dates)), first=f"{dates.iloc[0]:%Y-%m-%d}",
-                 last=f"{dates.iloc[-1]:%Y-%m-%d}", gap=self.number(gap if pd.notna(gap) else 0))
+        dates, gap = snapshots["snapshot_date"], gap_days(snapshots["snapshot_date"])
+        self.say("history.from_snapshots", n=self.number(dates.nunique()), first=f"{dates.min():%Y-%m-%d}",
+                 last=f"{dates.max():%Y-%m-%d}", gap=self.number(gap if pd.notna(gap) else 0))
 
     def banner(self, key: str, *, kind: str = "error", **values: Any) -> None:
         """A coloured box (``error`` or ``note``) that a reader cannot miss, e.g. a broken experiment."""
@@ -216,7 +217,7 @@ def open_run(params_file: str | Path, *, out_dir: str | Path | None = None, note
     """
     set_plot_theme()
     root = Path(out_dir) if out_dir else Path.cwd() / "reports"
-    params = load_params([params_file])
+    pipeline = load(params_file)
     # the steps the runner's plan computed for this run are read from its cache instead of being computed again
-    pipeline = load(params_file, cache_dir=root / params.run_name / RUN_CACHE)
+    pipeline.cache_dir = root / pipeline.params.run_name / RUN_CACHE
     return RunContext(pipeline, params_file=Path(params_file), out_root=root, notebook=notebook)

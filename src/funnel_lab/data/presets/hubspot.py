@@ -130,7 +130,12 @@ def date_entered_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     >>> rows.values.tolist()
     [['1', 'Demo (Sales Pipeline)', '2024-05-01 10:00'], ['1', 'Closed Won (Sales Pipeline)', '2024-06-01 09:00']]
     """
-    stages = {c: m["label"] or m["id"] for c in raw.columns if (m := _DATE_ENTERED.match(str(c)))}
+    matched = {c: m for c in raw.columns if (m := _DATE_ENTERED.match(str(c)))}
+    # "current stage" is a property of its own, not a stage; the API's v2 column replaces the older one of a stage
+    v2 = {m["id"] for c, m in matched.items() if m["id"] and str(c).lower().startswith("hs_v2_")}
+    stages = {c: m["label"] or m["id"] for c, m in matched.items()
+              if (m["label"] or m["id"]).strip().lower().replace("_", " ") != "current stage"
+              and not (m["id"] in v2 and not str(c).lower().startswith("hs_v2_"))}
     if not stages:
         raise ParamsError('preset hubspot_history: the export has no `Date entered "<stage>"` columns (add them '
                           'to the deals view before exporting, or give an exported stage history)')
