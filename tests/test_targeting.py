@@ -172,6 +172,24 @@ def test_tuning_matches_gridsearchcv(planted):
     assert model.cv_auc["mean"] == pytest.approx(gs.best_score_)
 
 
+def test_tuning_on_a_sample_above_tuning_rows(planted, monkeypatch):
+    """Above TUNING_ROWS the search is GridSearchCV's on a stratified sample; the tree chosen is fitted on every row
+    with its leaf size kept as the same share of the rows."""
+    import funnel_lab.analysis.targeting as tg
+
+    closed = planted[planted["status"] != "open"].iloc[:1200].reset_index(drop=True)
+    X, y = closed[["x1", "cat", "noise_num", "noise_flag"]], closed["won"].to_numpy(dtype=int)
+    monkeypatch.setattr(tg, "TUNING_ROWS", 600)
+    model = fit_tree(X, y, max_depth=3, seed=4)
+    keep = np.sort(train_test_split(np.arange(len(X)), train_size=600, stratify=y, random_state=4)[0])
+    monkeypatch.setattr(tg, "TUNING_ROWS", 10_000)
+    on_sample = fit_tree(X.iloc[keep], y[keep], max_depth=3, seed=4)
+    pd.testing.assert_frame_equal(model.search, on_sample.search)
+    assert model.best_params["min_samples_leaf"] == 2 * on_sample.best_params["min_samples_leaf"]
+    assert model.tree.tree_.n_node_samples[0] == len(X)  # the final tree saw every row
+    assert model.best_params["max_depth"] == on_sample.best_params["max_depth"]
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 
 class _Fixed:

@@ -1,0 +1,81 @@
+"""Benchmark: the whole suite (`funnel-lab run params/demo.yaml`) at growing sizes of the demo data.
+
+    .venv/bin/python bench/suite.py [--rows 20000 200000] [--jobs 2]
+
+For each size, writes the demo dataset with N opportunities (and its history, activity log and experiment) to a
+temporary folder and runs every report on it through the console command, as a scheduler would, in a child process
+timed by its own clock and by the peak resident memory of the process tree (``RUSAGE_CHILDREN``: the runner and its
+notebook kernels; the largest one counts). Prints, per size, the plan (read, clean and check before any notebook)
+and each report's seconds from the run's manifest, then one JSON line (DESIGN.md "Benchmarks"): the largest run's
+seconds against the smallest's, ``ratio`` = the growth of the time, against the growth of the rows in ``reference``.
+The goals (issue 16): the 200k run at most 3 times the 20k run; the 1M run within 10 minutes and 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_size(rows: int, jobs: int, workdir: Path) -> dict:
+    """Write the demo at ``rows`` and run the suite on it; seconds overall, of the plan and per report."""
+    from funnel_lab.data.demo import write_demo_data
+
+    project = workdir / f"rows_{rows}"
+    shutil.copytree(ROOT / "params", project / "params")
+    start = time.perf_counter()
+    write_demo_data(project / "data" / "demo", rows=rows, seed=7)
+    generate = time.perf_counter() - start
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "funnel_lab.cli", "run", "params/demo.yaml", "--jobs", str(jobs),
+                          "--out", str(project / "reports"), "--notebooks", str(ROOT / "notebooks")],
+                         cwd=project, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if res.returncode != 0:
+        raise SystemExit(f"run at {rows} rows failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}")
+    manifest = json.loads((project / "reports" / "demo" / "manifest.json").read_text())
+    reports = {n["name"]: n["seconds"] for n in manifest["notebooks"]}
+    failed = [n["name"] for n in manifest["notebooks"] if n["status"] != "ok"]
+    if failed:
+        raise SystemExit(f"run at {rows} rows: reports not ok: {', '.join(failed)}")
+    return {"rows": rows, "generate_s": round(generate, 1), "wall_s": round(wall, 1), "reports": reports,
+            "plan_s": manifest["plan_seconds"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[20_000, 200_000],
+                    help="demo sizes, smallest first (default: %(default)s; the goal adds 1000000)")
+    ap.add_argument("--jobs", type=int, default=2, help="reports in parallel (default: %(default)s)")
+    args = ap.parse_args()
+    sizes = sorted(args.rows)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            r = run_size(rows, args.jobs, Path(tmp))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            # ru_maxrss of children is the largest child so far: a smaller run after a larger one reads the larger
+            r["peak_mb"] = round(max(after, before if rows == sizes[0] else 0) / 1024, 1)
+            results.append(r)
+            per_report = ", ".join(f"{k} {v:.1f}" for k, v in r["reports"].items())
+            print(f"{rows:>9,} rows: run {r['wall_s']:.1f} s (plan {r['plan_s']:.1f} s; data written in "
+                  f"{r['generate_s']:.1f} s), peak {r['peak_mb']:.0f} MB; reports (s): {per_report}", flush=True)
+    small, large = results[0], results[-1]
+    print(json.dumps({"bench": "suite", "rows": large["rows"], "funnel_lab_s": large["wall_s"],
+                      "reference": f"the same suite at {small['rows']} rows ({large['rows'] // small['rows']}x the "
+                                   f"rows)", "reference_s": small["wall_s"],
+                      "ratio": round(large["wall_s"] / small["wall_s"], 3), "peak_mb": large["peak_mb"]}))
+
+
+if __name__ == "__main__":
+    main()
