@@ -93,6 +93,10 @@ def snapshot_dates(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]
     return [d for d in pd.date_range(start.normalize() + pd.offsets.MonthBegin(1), end, freq="MS") if d < end]
 
 
+#: Random numbers drawn at once by the forecast's Monte Carlo (8 bytes each: 32 MB).
+_DRAW_CELLS = 4_000_000
+
+
 def simulate_won_revenue(pipeline: pd.DataFrame, *, simulations: int, seed: int = 0) -> pd.DataFrame:
     """Monte Carlo of won revenue per period: each open deal is won with its probability, independently.
 
@@ -113,7 +117,11 @@ def simulate_won_revenue(pipeline: pd.DataFrame, *, simulations: int, seed: int 
     rows = []
     for period, part in pipeline.groupby("period", sort=True):
         amount, p = part["amount"].to_numpy(float), part["p_win"].to_numpy(float)
-        draws = (rng.random((simulations, len(part))) < p) @ amount
+        # simulations drawn a block at a time: the same numbers as one (simulations x deals) draw, since the
+        # generator fills rows in order, without holding it whole (10,000 x 50,000 open deals would be 4 GB)
+        block = max(1, _DRAW_CELLS // max(1, len(part)))
+        draws = np.concatenate([(rng.random((min(block, simulations - start), len(part))) < p) @ amount
+                                for start in range(0, simulations, block)])
         q10, q50, q90 = np.percentile(draws, [10, 50, 90])
         crm = (part["amount"] * part["crm_probability"] / 100).sum() if "crm_probability" in part else np.nan
         rows.append({"period": str(period), "deals": len(part), "expected_amount": float((amount * p).sum()),
