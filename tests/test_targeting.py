@@ -11,6 +11,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.tree import DecisionTreeClassifier
 
 import funnel_lab
 from conftest import ROOT
@@ -182,12 +183,15 @@ def test_tuning_on_a_sample_above_tuning_rows(planted, monkeypatch):
     monkeypatch.setattr(tg, "TUNING_ROWS", 600)
     model = fit_tree(X, y, max_depth=3, seed=4)
     keep = np.sort(train_test_split(np.arange(len(X)), train_size=600, stratify=y, random_state=4)[0])
-    monkeypatch.setattr(tg, "TUNING_ROWS", 10_000)
-    on_sample = fit_tree(X.iloc[keep], y[keep], max_depth=3, seed=4)
-    pd.testing.assert_frame_equal(model.search, on_sample.search)
-    assert model.best_params["min_samples_leaf"] == 2 * on_sample.best_params["min_samples_leaf"]
+    sample_pipe = tg._pipeline(X.iloc[keep].reset_index(drop=True), DecisionTreeClassifier(
+        class_weight="balanced", random_state=4))
+    grid = {"tree__max_depth": [2, 3], "tree__min_samples_leaf": [6, 12, 30], "tree__ccp_alpha": [0.0, 1e-4, 1e-3]}
+    gs = GridSearchCV(sample_pipe, grid, scoring="roc_auc", cv=StratifiedKFold(5, shuffle=True, random_state=4))
+    gs.fit(X.iloc[keep].reset_index(drop=True), y[keep])
+    np.testing.assert_allclose(model.search["mean_auc"], gs.cv_results_["mean_test_score"], atol=1e-12)
+    assert model.best_params["max_depth"] == gs.best_params_["tree__max_depth"]
+    assert model.best_params["min_samples_leaf"] == 2 * gs.best_params_["tree__min_samples_leaf"]
     assert model.tree.tree_.n_node_samples[0] == len(X)  # the final tree saw every row
-    assert model.best_params["max_depth"] == on_sample.best_params["max_depth"]
 
 
 # ------------------------------------------------------------------------------------------------ evaluation

@@ -320,20 +320,20 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
     """Make the file paths inside one params document absolute, against that document's folder."""
     doc = copy.deepcopy(doc)
 
+    def absolute(v: str) -> str:
+        p = Path(v).expanduser()
+        return str(p if p.is_absolute() else (base / p).resolve())
+
     def fix(d: dict, key: str, allow_url: bool = False) -> None:
         v = d.get(key)
+        if isinstance(v, list):  # data.snapshots.path: a list of files or globs
+            d[key] = [absolute(str(x)) for x in v]
         # a URL, or "${VAR}" read from the environment later, is not a path
-        if isinstance(v, str) and v and not (allow_url and ("://" in v or v.startswith("$"))):
-            p = Path(v).expanduser()
-            d[key] = str(p if p.is_absolute() else (base / p).resolve())
+        elif isinstance(v, str) and v and not (allow_url and ("://" in v or v.startswith("$"))):
+            d[key] = absolute(v)
 
     for src in (doc.get("data") or {}).values() if isinstance(doc.get("data"), dict) else ():
-        if isinstance(src, dict) and isinstance(src.get("path"), list):  # snapshots: a list of files or globs
-            paths = {str(i): v for i, v in enumerate(src["path"])}
-            for i in paths:
-                fix(paths, i)
-            src["path"] = list(paths.values())
-        elif isinstance(src, dict):
+        if isinstance(src, dict):
             fix(src, "path")
             fix(src, "database", allow_url=True)
             for j in src.get("join") or []:

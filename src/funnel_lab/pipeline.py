@@ -241,7 +241,7 @@ class Pipeline:
         from .data.snapshots import load_snapshots
 
         src = self._source(name)
-        if isinstance(src, SnapshotSource):
+        if isinstance(src, SnapshotSource):  # placeholders decide which snapshot cells are blank stages
             return self._step("table", name, [self._table_section(name), self._section("cleaning", "placeholders")],
                               lambda: load_snapshots(src, placeholders=self.params.cleaning.placeholders,
                                                      sha256=self.checksums[name] or None))

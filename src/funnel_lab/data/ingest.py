@@ -164,6 +164,10 @@ def _read_text_table(path: Path, src: TableSource) -> tuple[pd.DataFrame, pd.Dat
                                   f"for this table") from None
         except ValueError as e:
             raise ParamsError(f"{path}: cannot read as a {sep!r}-separated table ({e})") from None
+    # pandas renames a repeated header "Amount" to "Amount.1": the header as written keeps every copy's name
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), None) if len(sep) == 1 else None
+    if header and len(header) == df.shape[1] and len(set(header)) < len(header):
+        df = df.set_axis(header, axis=1)
     if df.shape[1] == 1 and len(sep) == 1:
         other = next((c for c in ",;\t|" if c != sep and c in str(df.columns[0])), None)
         if other:
@@ -272,30 +276,16 @@ def read_raw(src: TableSource) -> tuple[pd.DataFrame, pd.DataFrame]:
             df, rejected = pd.read_parquet(path), _no_rejects()
         else:
             raise ParamsError(f"{path}: unsupported file type {suffix!r}; expected .csv .tsv .txt .xlsx or .parquet")
-    df = _number_repeats(df, _header_line(Path(src.path), src) if src.path is not None and
-                         Path(src.path).suffix.lower() in _TEXT_SUFFIXES else None)
+    df = _number_repeats(df)
     if df.empty:
         raise ParamsError(f"{where}: has a header ({df.shape[1]} columns) but no data rows")
     return df, rejected
 
 
-def _header_line(path: Path, src: TableSource) -> list[str] | None:
-    """A text file's header as written (pandas renames a repeated "Amount" to "Amount.1")."""
-    enc, text = _decode_sample(path, src.encoding)
-    sep = _sniff_sep(text, path) if src.sep == "auto" else src.sep
-    try:
-        return next(csv.reader(io.StringIO(text), delimiter=sep))
-    except (csv.Error, StopIteration):
-        return None
-
-
-def _number_repeats(df: pd.DataFrame, header: list[str] | None) -> pd.DataFrame:
+def _number_repeats(df: pd.DataFrame) -> pd.DataFrame:
     """Unique column names: the k-th copy of a repeated name becomes ``"<name> (k)"``; ``attrs["repeated"]``
     records each repeated name's positions (1-based)."""
     names = [str(c) for c in df.columns]
-    if header is not None and len(header) == len(names):
-        names = [h if h == n or re.fullmatch(re.escape(h) + r"\.\d+", n) else n
-                 for h, n in zip(header, names)]
     positions: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         positions.setdefault(name, []).append(i + 1)

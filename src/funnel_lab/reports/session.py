@@ -83,8 +83,9 @@ class RunContext:
         sub = f" — {html.escape(self.params.title)}" if self.params.title else ""
         money = ""
         if self.notebook in MONEY_NOTEBOOKS and self.currency:
-            audit = self.pipeline.cleaned_table("opportunities").audit
-            converted = int(audit.loc[audit["step"] == "currency", "rows_changed"].sum())
+            # amounts that were in another currency (or none, converted by their rate); a filled blank is not one
+            d = self.pipeline.cleaned_table("opportunities").data
+            converted = int((d["amount"].notna() & d["currency"].ne(self.currency)).sum()) if "currency" in d else 0
             key = "report.currency_converted" if converted else "report.currency"
             money = f"<p>{html.escape(self.t(key, currency=self.currency, n=self.number(converted)))}</p>"
         display(HTML(

@@ -269,7 +269,7 @@ def status_from_flags(df: pd.DataFrame, *, blank_is_false: bool) -> pd.Series | 
 
 
 def status_disagreements(df: pd.DataFrame, status: pd.Series | None) -> pd.DataFrame:
-    """Stages whose label and the CRM's flags disagree on whether the deal is closed, with counts.
+    """Stages whose label and the CRM's flags disagree on the status (open or closed, won or lost), with counts.
 
     Parameters
     ----------

@@ -48,8 +48,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ParamsError
-from ._common import (Preset, add_status, normalise_header, probability_to_percent, split_close_date,
-                      status_from_flags)
+from ._common import Preset, add_status, probability_to_percent, split_close_date, status_from_flags
 
 #: Internal stage ids of HubSpot's default sales pipeline -> their labels.
 DEFAULT_PIPELINE = {
@@ -139,15 +138,16 @@ def date_entered_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     if not stages:
         raise ParamsError('preset hubspot_history: the export has no `Date entered "<stage>"` columns (add them '
                           'to the deals view before exporting, or give an exported stage history)')
-    ids = [c for c in raw.columns if normalise_header(c) in ("recordid", "dealid", "hsobjectid")][:1]
+    ids = [c for c, name in PRESET.match([str(c) for c in raw.columns]).items() if name == "opportunity_id"]
     if not ids:
         raise ParamsError("preset hubspot_history: the export has no Record ID column to tie the stage entries to")
     long = raw[ids + list(stages)].melt(id_vars=ids, var_name="Stage", value_name="Entered At")
     long = long.assign(Stage=long["Stage"].map(stages)).rename(columns={ids[0]: "Record ID"})
     filled = long["Entered At"].notna() & (long["Entered At"].astype("str").str.strip() != "")
-    # deal by deal in the export's order, each deal's entries in the column order
-    order = long.index.to_numpy() % len(raw) * len(stages) + long.index.to_numpy() // len(raw)
-    out = long[filled].iloc[np.argsort(order[filled.to_numpy()], kind="stable")].reset_index(drop=True)
+    # melt lists the cells column by column: deal by deal instead, each deal's entries in the column order
+    deal = np.tile(np.arange(len(raw)), len(stages))
+    out = long[filled].assign(_deal=deal[filled.to_numpy()]).sort_values("_deal", kind="stable")
+    out = out.drop(columns="_deal").reset_index(drop=True)
     note = (f"{len(raw):,} deals x {len(stages)} `Date entered` columns: {len(out):,} stage entries (a blank cell is "
             f"a stage the deal never entered)")
     return out, note

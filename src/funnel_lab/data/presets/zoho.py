@@ -79,6 +79,6 @@ PRESET = Preset(
         "crm_probability": ("Probability (%)", "Probability"),
     },
     derive_fn=derive_deals,
-    guesses={"crm_probability": "no probability column: read from the stage label's suffix, "
-                                "'Sales Qualified (20)' -> 20"},
+    guesses={"crm_probability": "no probability column: read from the stage label's suffix "
+                                "(e.g. 'Sales Qualified (20)' -> 20)"},
 )
