@@ -27,6 +27,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from funnel_lab.engine import open_engine
+
 WINDOWS = [30, 90]
 TYPES = [("Web Visit", 45), ("Email Open", 30), ("Email Reply", 10), ("Call", 10), ("Meeting", 5)]  # % of events
 START, SPAN_DAYS, AS_OF = "2023-01-01", 730, "2024-12-01"  # events over two years; open deals cut at AS_OF
@@ -194,7 +196,8 @@ def _funnel_lab_part(inbox, queue) -> None:
         extra = {}
         if part == "features":
             start = time.perf_counter()
-            con = act.connect()
+            # an earlier version's module has its own connect(); this one's takes an engine
+            con = act.connect() if hasattr(act, "connect") else open_engine(memory_limit=act.MEMORY_LIMIT)
             frame = act.behaviour_features(con, events=f"read_parquet({_sql_str(ep)})",
                                            cutoffs=f"read_parquet({_sql_str(cp)})", windows=windows)
         else:
@@ -284,7 +287,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="folder for the Parquet files, reused when it holds "
                                                               "data made with the same --rows and --deals")
     ap.add_argument("--impl", default="funnel_lab.data.activities",
-                    help="module (or .py file) providing connect() and behaviour_features(); default %(default)s")
+                    help="module (or .py file) providing behaviour_features(); default %(default)s")
     ap.add_argument("--whole", action="store_true",
                     help="also time the whole activity-log load (read, check, quarantine, features) on the same "
                          "events, with opportunities made from the cut-offs")

@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_lab.data.activities import (behaviour_features, connect, cutoffs, feature_definitions, load_activity_log,
+from funnel_lab.data.activities import (MEMORY_LIMIT, behaviour_features, cutoffs, feature_definitions, load_activity_log,
                                         with_features)
 from funnel_lab.config import ParamsError, TableSource
+from funnel_lab.engine import open_engine
+from funnel_lab.engine.embedded import DuckDBEngine
 
 AS_OF = pd.Timestamp("2026-03-01")
 
@@ -222,10 +224,10 @@ def test_agreement_with_pandas_on_generated_events():
     })
     cut = pd.DataFrame({"opportunity_id": ids,
                         "cutoff": start + rng.integers(30 * 86400, 420 * 86400, deals).astype("timedelta64[s]")})
-    con = connect()
-    con.register("ev", events)
-    con.register("cu", cut)
-    ours = behaviour_features(con, "ev", "cu", windows=[30, 90]).set_index("opportunity_id")
+    engine = open_engine(memory_limit=MEMORY_LIMIT)
+    engine.register("ev", events)
+    engine.register("cu", cut)
+    ours = behaviour_features(engine, "ev", "cu", windows=[30, 90]).set_index("opportunity_id")
     theirs = _pandas_features(events, cut, [30, 90])[list(ours.columns)]
     pd.testing.assert_frame_equal(ours.astype("float64"), theirs.astype("float64"), check_names=False, rtol=1e-9)
     assert ours["visit_total"].sum() > 5000  # the comparison covers real counts, not empty frames
@@ -322,7 +324,7 @@ def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, even
     spec.loader.exec_module(bench)
     ep, cp = bench.write_data(tmp_path, rows=300_000, deals=3_000)
     if events_per_pass:
-        monkeypatch.setattr(act, "EVENTS_PER_PASS", events_per_pass)
+        monkeypatch.setattr(DuckDBEngine, "rows_per_pass", events_per_pass)
     if whole:
         log = load_activity_log(TableSource(path=ep), bench._opportunities(str(cp)), as_of=pd.Timestamp(bench.AS_OF),
                                 windows=bench.WINDOWS)
@@ -332,7 +334,7 @@ def test_agreement_with_the_benchmarks_sql_reference(tmp_path, monkeypatch, even
         assert log.quarantine["source_row"].tolist() == (np.flatnonzero(stray) + 1).tolist()
         assert stray.sum() > 2_000 and set(log.quarantine["reason"].str[:26]) == {"unknown opportunity_id: O0"}
     else:
-        ours = behaviour_features(connect(), f"read_parquet('{ep}')", f"read_parquet('{cp}')", windows=bench.WINDOWS)
+        ours = behaviour_features(open_engine(), f"read_parquet('{ep}')", f"read_parquet('{cp}')", windows=bench.WINDOWS)
     problems, summary = bench.compare(ours, bench.reference(ep, cp, bench.WINDOWS))
     assert not problems, problems
     assert len(ours) == 3_000 and ours["activities_total"].sum() > 150_000  # real counts, with boundary cases
@@ -375,12 +377,12 @@ def test_an_activity_type_whose_features_clash_with_the_all_type_ones_is_named(t
 
 def test_the_connections_memory_limit_stays_what_was_set(log_file):
     """DuckDB reports its limit rounded down; reading it back and setting it again lowered it on every call."""
-    con = connect()
-    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    engine = open_engine(memory_limit=MEMORY_LIMIT)
+    before = engine.rows("SELECT current_setting('memory_limit')")[0][0]
     events = pd.DataFrame({"opportunity_id": ["A"], "activity_type": ["Call"],
                            "occurred_at": [pd.Timestamp("2026-01-10")]})
-    con.register("ev", events)
-    con.register("cu", cutoffs(_opportunities(), AS_OF))
+    engine.register("ev", events)
+    engine.register("cu", cutoffs(_opportunities(), AS_OF))
     for _ in range(3):
-        assert behaviour_features(con, "ev", "cu", windows=[30]).set_index("opportunity_id").loc["A", "call_30d"] == 1
-    assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == before
+        assert behaviour_features(engine, "ev", "cu", windows=[30]).set_index("opportunity_id").loc["A", "call_30d"] == 1
+    assert engine.rows("SELECT current_setting('memory_limit')")[0][0] == before

@@ -252,6 +252,24 @@ class Monitoring(_Strict):
     window_days: int | None = Field(None, ge=1)
 
 
+#: Spark masters: local[N], spark://host:port, yarn, k8s://https://host:port (mesos:// as Spark still takes it)
+SPARK_MASTER = r"^(local(\[(\d+|\*)(,\d+)?\])?|(spark|k8s|mesos)://\S+|yarn)$"
+
+
+class EngineSettings(_Strict):
+    """Where the heavy steps run (``engine:``): the embedded DuckDB, or Spark."""
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    #: Spark only: the master URL; none: the notebook's active SparkSession if there is one, else ``local[2]``
+    master: str | None = Field(None, pattern=SPARK_MASTER)
+    #: Spark only: session settings (``spark.executor.memory: 8g``...), on top of funnel_lab's
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.backend == "duckdb" and (self.master or self.conf):
+            raise ValueError("`master` and `conf` are Spark settings: set `backend: spark` with them")
+
+
 class Params(_Strict):
     """The whole params file, as DESIGN.md describes it."""
 
@@ -267,6 +285,7 @@ class Params(_Strict):
     targeting: Targeting = Field(default_factory=Targeting)
     forecast: Forecast = Field(default_factory=Forecast)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     def tables(self) -> dict[str, TableSource]:
         """The configured input tables, by canonical name."""

@@ -342,9 +342,11 @@ class Pipeline:
         def compute():
             return load_activity_log(src, opps.data, as_of=self.as_of, windows=f.windows,
                                      days_before_close=f.days_before_close, placeholders=self.params.cleaning.placeholders,
-                                     merged_ids=opps.merged_ids, sha256=self.checksums["activities"] or None)
+                                     merged_ids=opps.merged_ids, sha256=self.checksums["activities"] or None,
+                                     engine=self.params.engine)
 
-        return self._step("activities", "", self._feature_inputs() + [str(self.as_of)], compute)
+        return self._step("activities", "", self._feature_inputs() + [str(self.as_of), self._section("engine")],
+                          compute)
 
     def _feature_inputs(self) -> list:
         return [self._section("data"), self._section("cleaning"), self._section("features")]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from ..engine import Engine, open_engine
 from ..result import Result
 from .stats import wilson_interval
 
@@ -31,18 +32,39 @@ def unmapped_stages(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return bad.value_counts().rename_axis("stage").reset_index(name="rows")
 
 
-def _register(con, name: str, source, columns: list[str]) -> None:
-    """A DataFrame, or a Parquet file path that DuckDB reads itself (nothing is loaded into pandas)."""
+def _register(engine, name: str, source, columns: list[str]) -> None:
+    """A DataFrame, or a Parquet file path that the engine reads itself (nothing is loaded into pandas)."""
     if isinstance(source, (str, Path)):
-        con.sql(f"create view {name} as select {', '.join(columns)} from read_parquet('{Path(source)}')")
+        engine.register_parquet(name, str(Path(source)), columns)
     else:
-        con.register(name, source[columns])
+        engine.register(name, source[columns])
 
 
-def deal_reach(history, opportunities, order: list[str]) -> pd.DataFrame:
-    """How far each deal with history got, computed in DuckDB (deals, not transitions, are counted).
+def _stage_ranks(order: list[str]) -> pd.DataFrame:
+    """``stage``, ``rank``: 1..K for the stages in order, K+1 won, K+2 lost."""
+    names = [*order, *TERMINAL]
+    return pd.DataFrame({"stage": pd.Series(names, dtype="str"), "rank": np.arange(1, len(names) + 1, dtype="int64")})
+
+
+@contextmanager
+def _engine_or_default(engine: Engine | None):
+    """The engine given (left open for the caller), or an embedded one for this call."""
+    if engine is not None:
+        yield engine
+        return
+    with open_engine() as own:
+        yield own
+
+
+def deal_reach(history, opportunities, order: list[str], *, engine: Engine | None = None) -> pd.DataFrame:
+    """How far each deal with history got, computed in the engine (deals, not transitions, are counted).
 
     ``history`` and ``opportunities`` are DataFrames or Parquet paths: at scale the aggregation runs on the files.
+
+    Parameters
+    ----------
+    engine : Engine, optional
+        Where the aggregation runs (:func:`funnel_lab.engine.open_engine`); by default an embedded DuckDB.
 
     Returns
     -------
@@ -52,39 +74,34 @@ def deal_reach(history, opportunities, order: list[str]) -> pd.DataFrame:
         ``status``; one row per deal in the history, sorted by ``opportunity_id``.
     """
     k = len(order)
-    ranks = pd.DataFrame({"stage": order, "rank": range(1, k + 1)})
-    con = duckdb.connect()
-    try:
-        con.sql("set enable_progress_bar = false")  # a scheduler's log is no place for a progress bar
-    except duckdb.Error:
-        pass  # inside Jupyter DuckDB refuses the change without ipywidgets; its bar is not printed there anyway
-    # DuckDB scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
-    _register(con, "hist", history, ["opportunity_id", "stage", "entered_at"])
-    con.register("ranks", ranks)
-    _register(con, "opp", opportunities, ["opportunity_id", "status"])
-    # One group by over the history gives every deal in it (also one with only won/lost or unmapped rows) with, per
-    # stage, whether it was entered and when first: the strict path is then a comparison along K columns, with no
-    # window over (deal, stage) rows, no select distinct and no second join. Presence is kept apart from the time so
-    # that a stage entered with a missing time still counts as entered.
-    firsts = "".join(f", count(*) filter (where rank = {i}) > 0 as in_{i}, min(entered_at) filter (where rank = {i}) "
-                     f"as at_{i}" for i in range(1, k + 1))
-    out = con.sql(f"""
-        with per_deal as (
-            select opportunity_id, coalesce(max(rank), 0) as any_reach{firsts}
-            from hist left join ranks on hist.stage = ranks.stage group by opportunity_id),
-        reach as (select opportunity_id, any_reach, {_strict_reach_sql(k)} as strict_reach from per_deal)
-        select r.opportunity_id,
-               -- a history row without an id matches no opportunity: that deal reached nothing; bigint keeps the
-               -- columns int64 (a case over literals alone would be a 32-bit integer)
-               case when o.status = 'won' then {k + 1} when r.opportunity_id is null then 0
-                    else r.any_reach end::bigint as any_reach,
-               case when o.status = 'won' and r.strict_reach = {k} then {k + 1} when r.opportunity_id is null then 0
-                    else r.strict_reach end::bigint as strict_reach,
-               o.status
-        from reach r left join opp o using (opportunity_id)
-        order by r.opportunity_id
-    """).df()
-    con.close()
+    with _engine_or_default(engine) as eng:
+        # the engine scans the pandas frames in place; the stage names are ranked by a join, not row by row in Python
+        _register(eng, "fl_hist", history, ["opportunity_id", "stage", "entered_at"])
+        eng.register("fl_ranks", _stage_ranks(order).head(k))
+        _register(eng, "fl_opp", opportunities, ["opportunity_id", "status"])
+        # One group by over the history gives every deal in it (also one with only won/lost or unmapped rows) with,
+        # per stage, whether it was entered and when first: the strict path is then a comparison along K columns,
+        # with no window over (deal, stage) rows, no select distinct and no second join. Presence is kept apart from
+        # the time so that a stage entered with a missing time still counts as entered.
+        firsts = "".join(f", count(*) filter (where rank = {i}) > 0 as in_{i}, min(entered_at) filter "
+                         f"(where rank = {i}) as at_{i}" for i in range(1, k + 1))
+        out = eng.frame(f"""
+            with per_deal as (
+                select fl_hist.opportunity_id, coalesce(max(rank), 0) as any_reach{firsts}
+                from fl_hist left join fl_ranks on fl_hist.stage = fl_ranks.stage group by fl_hist.opportunity_id),
+            reach as (select opportunity_id, any_reach, {_strict_reach_sql(k)} as strict_reach from per_deal)
+            select r.opportunity_id,
+                   -- a history row without an id matches no opportunity: that deal reached nothing; bigint keeps
+                   -- the columns int64 (a case over literals alone would be a 32-bit integer)
+                   cast(case when o.status = 'won' then {k + 1} when r.opportunity_id is null then 0
+                        else r.any_reach end as bigint) as any_reach,
+                   cast(case when o.status = 'won' and r.strict_reach = {k} then {k + 1}
+                        when r.opportunity_id is null then 0 else r.strict_reach end as bigint) as strict_reach,
+                   o.status
+            from reach r left join fl_opp o on o.opportunity_id = r.opportunity_id
+            order by r.opportunity_id nulls last
+        """)
+        eng.drop("fl_hist", "fl_ranks", "fl_opp")
     return out
 
 
@@ -189,33 +206,67 @@ def stage_dynamics(history: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return per.reset_index()
 
 
-def stage_durations(history: pd.DataFrame, opportunities: pd.DataFrame, order: list[str], *,
-                    as_of: pd.Timestamp) -> pd.DataFrame:
+def stage_durations(history, opportunities, order: list[str], *, as_of: pd.Timestamp,
+                    engine: Engine | None = None) -> pd.DataFrame:
     """Days spent in each stage per deal, summed over visits; a deal still in a stage is censored at ``as_of``.
+
+    A visit ends when the deal's next history row starts; a closed deal whose history stops before its outcome left
+    its last stage when it closed (``closed_at``). ``history`` and ``opportunities`` are DataFrames or Parquet paths.
+
+    Parameters
+    ----------
+    engine : Engine, optional
+        Where the aggregation runs (:func:`funnel_lab.engine.open_engine`); by default an embedded DuckDB.
 
     Returns
     -------
     DataFrame
         ``opportunity_id``, ``stage``, ``days`` (cumulative over visits), ``left`` (True when the deal has left the
-        stage; False when it is still there: censored), ``current`` (True for an open deal's current stage).
+        stage; False when it is still there: censored), ``current`` (True for an open deal's current stage); per
+        deal in the order its stages were first entered.
     """
-    h = _history_ranks(history, order)
-    h = h[h["rank"] > 0].sort_values(["opportunity_id", "entered_at", "rank"], kind="stable")
-    status = opportunities.set_index("opportunity_id")["status"]
-    closed_at = opportunities.set_index("opportunity_id")["closed_at"] if "closed_at" in opportunities else None
-    end = h.groupby("opportunity_id")["entered_at"].shift(-1)
-    last = end.isna()
-    is_open = h["opportunity_id"].map(status).eq("open").to_numpy()
-    if closed_at is not None:
-        # a closed deal whose history stops before its outcome left the stage when it closed
-        end = end.where(~last | is_open, h["opportunity_id"].map(closed_at))
-    end = end.where(~(last & is_open), as_of)
-    h = h.assign(days=(end - h["entered_at"]).dt.total_seconds() / 86400, left=~(last & is_open).to_numpy(),
-                 current=(last & is_open).to_numpy())
-    h = h[(h["rank"] <= len(order)) & h["days"].notna()]
-    out = h.groupby(["opportunity_id", "stage"], sort=False).agg(days=("days", "sum"), left=("left", "all"),
-                                                                  current=("current", "any")).reset_index()
+    k = len(order)
+    with _engine_or_default(engine) as eng:
+        _register(eng, "fl_hist", history, ["opportunity_id", "stage", "entered_at"])
+        eng.register("fl_ranks", _stage_ranks(order))
+        opp_columns = ["opportunity_id", "status"] + (["closed_at"] if "closed_at" in _columns(opportunities) else [])
+        _register(eng, "fl_opp", opportunities, opp_columns)
+        closed_at = "o.closed_at" if "closed_at" in opp_columns else "cast(null as timestamp)"
+        # microseconds to days as pandas turns a timedelta into seconds, then days
+        out = eng.frame(f"""
+            with visits as (
+                select h.opportunity_id, h.stage, h.entered_at, r.rank,
+                       lead(h.entered_at) over w as next_at, row_number() over w as pos
+                from fl_hist h join fl_ranks r on h.stage = r.stage
+                window w as (partition by h.opportunity_id order by h.entered_at, r.rank)),
+            ended as (
+                select v.opportunity_id, v.stage, v.rank, v.entered_at, v.pos,
+                       v.next_at is null and coalesce(o.status = 'open', false) as current,
+                       case when v.next_at is not null then v.next_at
+                            when coalesce(o.status = 'open', false) then cast('{as_of}' as timestamp)
+                            else {closed_at} end as ended_at
+                from visits v left join fl_opp o on o.opportunity_id = v.opportunity_id),
+            stays as (
+                select opportunity_id, stage, pos, current,
+                       cast(date_diff('microsecond', entered_at, ended_at) as double) / 1e6 / 86400 as days
+                from ended where rank <= {k})
+            select opportunity_id, stage, sum(days) as days, bool_and(not current) as "left",
+                   bool_or(current) as current
+            from stays where days is not null
+            group by opportunity_id, stage
+            order by opportunity_id, min(pos)
+        """)
+        eng.drop("fl_hist", "fl_ranks", "fl_opp")
     return out
+
+
+def _columns(source) -> list[str]:
+    """The columns of a DataFrame or a Parquet file."""
+    if isinstance(source, (str, Path)):
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(source).names
+    return list(source.columns)
 
 
 def time_in_stage(durations: pd.DataFrame, order: list[str]) -> pd.DataFrame:
@@ -407,10 +458,11 @@ def analyse_funnel(p) -> FunnelResult:
 
     opp, order, history, as_of = p.opportunities, list(p.params.stages.order), p.history, p.as_of
     if history is not None:
-        reach = deal_reach(history, opp, order)
+        with open_engine(p.params.engine) as engine:
+            reach = deal_reach(history, opp, order, engine=engine)
+            durations = stage_durations(history, opp, order, as_of=as_of, engine=engine)
         funnel = funnel_table(reach, order)
         dyn = stage_dynamics(history, order)
-        durations = stage_durations(history, opp, order, as_of=as_of)
         times = time_in_stage(durations, order)
         stalled = stalled_deals(durations, times)
         unmapped, n_hist = unmapped_stages(history, order), int(history["opportunity_id"].nunique())

@@ -1,7 +1,8 @@
-"""Behaviour features from an activity log (web visits, emails, calls, meetings), point-in-time correct, in DuckDB.
+"""Behaviour features from an activity log (web visits, emails, calls, meetings), point-in-time correct, in the engine.
 
-An event log is usually far larger than the opportunity table, so it never passes through pandas whole: DuckDB reads
-it where it lies (Parquet or CSV file, or a query run inside a DuckDB database), checks it, sets the bad rows aside
+An event log is usually far larger than the opportunity table, so it never passes through pandas whole: the engine
+(:mod:`funnel_lab.engine`: the embedded DuckDB, or Spark) reads it where it lies (a Parquet or CSV file, a query run
+inside a DuckDB database or over Spark's catalog), checks it, sets the bad rows aside
 and aggregates the rest per opportunity. Only the quarantined rows and the feature table (one row per opportunity)
 come back as DataFrames.
 
@@ -30,7 +31,6 @@ Counts are 0 for a deal without events; every feature is missing for a deal with
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,12 +40,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ..config import TableSource
+from ..engine import Engine, open_engine
+from ..engine.sources import check_file, literal as _literal, quote as _quote
 from ..errors import ParamsError
 from .clean import AUDIT_COLUMNS
 from .coerce import parse_dates
 from .ingest import map_columns, map_values, require_columns, snake_case, source_sha256
 
-__all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "connect", "cutoffs", "feature_definitions",
+__all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "cutoffs", "feature_definitions",
            "load_activity_log", "type_names", "with_features"]
 
 #: Memory DuckDB may use before spilling to disk. With Python and the result this keeps 100M events under 2 GB
@@ -53,9 +55,6 @@ __all__ = ["ActivityLog", "FEATURE_KINDS", "behaviour_features", "connect", "cut
 MEMORY_LIMIT = "1500MB"
 #: DuckDB's memory while the features are copied into pandas.
 RESULT_MEMORY = "256MB"
-#: Compact events aggregated per pass (see :func:`behaviour_features`): at :data:`MEMORY_LIMIT`, two passes of 31M
-#: events (2.2M opportunity-type groups each) stay in memory where one of 63M spills (bench/activity_features.py).
-EVENTS_PER_PASS = 32_000_000
 #: Most activity types turned into features (the most frequent first); the rest count in ``activities_*`` only.
 MAX_TYPES = 25
 #: Share of sampled ``occurred_at`` cells that must parse for the column to be read as dates (the rest are
@@ -66,28 +65,6 @@ FEATURE_KINDS = ("type_window", "type_total", "type_recency", "type_value_window
                  "type_value_mean", "all_window", "all_total", "days_window", "days_total", "all_recency", "span")
 # the temporary tables behaviour_features() works in
 _CUTOFFS, _EVENTS, _TYPES, _DAYS, _RESULT = "_fl_cutoffs", "_fl_events", "_fl_types", "_fl_days", "_fl_result"
-
-
-def connect(memory_limit: str = MEMORY_LIMIT):
-    """A DuckDB connection with funnel_lab's limits: bounded memory, spilling to a private temporary folder."""
-    import duckdb
-
-    con = duckdb.connect(config={"memory_limit": memory_limit,
-                                 # one shared folder: DuckDB names its spill files uniquely and removes them
-                                 "temp_directory": str(Path(tempfile.gettempdir()) / "funnel_lab_duckdb")})
-    try:
-        con.execute("SET enable_progress_bar = false")  # a scheduler's log is no place for progress bars
-    except duckdb.Error:
-        pass  # Jupyter refuses the setting; without ipywidgets it draws no bar there anyway
-    return con
-
-
-def _quote(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 # ------------------------------------------------------------------------------------------------- the features
@@ -154,8 +131,8 @@ def _compact_events_sql(events: str, *, types: Mapping[str, Sequence[str]], any_
     type_code = f"CASE e.activity_type {code} ELSE -1 END" if code else "-1"
     join = "e.account = c.account" if key == "account" else "e.opportunity_id = c.opportunity_id"
     return f"""
-        SELECT c.i, ({type_code})::SMALLINT AS k, epoch_us(c.cutoff) - epoch_us(e.occurred_at) AS age,
-               (CAST(c.cutoff AS DATE) - CAST(e.occurred_at AS DATE))::INTEGER AS back,
+        SELECT c.i, ({type_code})::SMALLINT AS k, date_diff('microsecond', e.occurred_at, c.cutoff) AS age,
+               date_diff('day', CAST(e.occurred_at AS DATE), CAST(c.cutoff AS DATE))::INTEGER AS back,
                {"e.value" if any_value else "NULL::DOUBLE"} AS v
         FROM {events} AS e JOIN {_CUTOFFS} AS c ON {join}
         WHERE e.occurred_at <= c.cutoff"""
@@ -177,15 +154,15 @@ def _day_pass_sql(windows: Sequence[int], where: str) -> str:
     """One row per opportunity: distinct calendar days with an event, per window and in all.
 
     A day is in an N-day window when one of its events is (its age below N days). The days are first gathered as
-    bits, one 64-bit mask per opportunity and block of 64 days counted back from the cut-off's day: a twentieth of
-    the groups that one row per day would make.
+    bits, one 64-bit mask per opportunity and block of 63 days counted back from the cut-off's day: a twentieth of
+    the groups that one row per day would make (63, not 64: a signed 64-bit integer, which every engine has).
     """
     us = _window_us(windows)
-    bit = "(1::UBIGINT << (back % 64)::UBIGINT)"
+    bit = "(1::BIGINT << (back % 63))"
     masks = [f"bit_or({bit}) FILTER (WHERE age < {us[n]}) AS m_{n}" for n in windows] + [f"bit_or({bit}) AS m_t"]
     days = [f"sum(bit_count(m_{n}))::BIGINT AS d_{n}" for n in windows] + ["sum(bit_count(m_t))::BIGINT AS d_t"]
     return (f"SELECT i, {', '.join(days)} FROM (SELECT i, {', '.join(masks)} FROM {_EVENTS} {where} "
-            f"GROUP BY i, back // 64) GROUP BY i")
+            f"GROUP BY i, back // 63) GROUP BY i")
 
 
 def _result_sql(types: Mapping[str, Sequence[str]], windows: Sequence[int], has_value: bool | Collection[str]) -> str:
@@ -205,7 +182,7 @@ def _result_sql(types: Mapping[str, Sequence[str]], windows: Sequence[int], has_
     for name, t in alias.items():
         out += [count(f"coalesce({t}.n_{n}, 0)", f"{name}_{n}d") for n in windows]
         out += [count(f"coalesce({t}.n_t, 0)", f"{name}_total"),
-                f"{t}.last_age / {day}.0 AS {_quote('days_since_last_' + name)}"]
+                f"CAST({t}.last_age AS DOUBLE) / {day} AS {_quote('days_since_last_' + name)}"]
         if _valued(name, has_value):
             out += [count(f"coalesce({t}.v_{n}, 0)", f"{name}_value_{n}d") for n in windows]
             out += [count(f"coalesce({t}.v_t, 0)", f"{name}_value_total"),
@@ -215,14 +192,15 @@ def _result_sql(types: Mapping[str, Sequence[str]], windows: Sequence[int], has_
     out += [count("coalesce(d.d_t, 0)", "active_days_total")]
     last = f"least({', '.join(f'{t}.last_age' for t in every)})"  # least() skips missing values
     first = f"greatest({', '.join(f'{t}.first_age' for t in every)})"
-    out += [f"{last} / {day}.0 AS days_since_last_activity", f"({first} - {last}) / {day}.0 AS touch_span_days"]
+    out += [f"CAST({last} AS DOUBLE) / {day} AS days_since_last_activity",
+            f"CAST({first} - {last} AS DOUBLE) / {day} AS touch_span_days"]
     joins = [f"LEFT JOIN (SELECT * FROM {_TYPES} WHERE k = {j}) AS t{j} ON t{j}.i = c.i" for j in range(len(types))]
     joins += [f"LEFT JOIN (SELECT * FROM {_TYPES} WHERE k = -1) AS tx ON tx.i = c.i",
               f"LEFT JOIN {_DAYS} AS d ON d.i = c.i"]
     return f"SELECT c.opportunity_id, {', '.join(out)} FROM {_CUTOFFS} AS c {' '.join(joins)} ORDER BY c.opportunity_id"
 
 
-def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int] = (30, 90),
+def behaviour_features(engine: Engine, events: str, cutoffs: str, *, windows: Sequence[int] = (30, 90),
                        types: Mapping[str, Sequence[str]] | None = None, key: str = "opportunity_id",
                        has_value: bool | Collection[str] | None = None,
                        memory_limit: str = MEMORY_LIMIT) -> pd.DataFrame:
@@ -230,8 +208,8 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
 
     Parameters
     ----------
-    con : duckdb connection
-        From :func:`connect`.
+    engine : Engine
+        Where the events lie and the aggregation runs (:func:`funnel_lab.engine.open_engine`).
     events : str
         A FROM-able relation (a view name, ``read_parquet('...')``, ...): ``opportunity_id`` (or ``account``),
         ``activity_type``, ``occurred_at`` (TIMESTAMP) and, with values, ``value`` (DOUBLE).
@@ -250,8 +228,8 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
         Whether to sum and average ``value``: for every type, or for the types (feature names) listed; default:
         whether ``events`` has a ``value`` column.
     memory_limit : str
-        DuckDB's memory while it aggregates (:data:`EVENTS_PER_PASS` is sized for the default); the connection keeps
-        it afterwards.
+        The embedded engine's memory while it aggregates (its ``rows_per_pass`` is sized for the default); the
+        engine keeps it afterwards.
 
     Returns
     -------
@@ -261,26 +239,26 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
 
     Examples
     --------
-    >>> con = connect()  # doctest: +SKIP
-    >>> behaviour_features(con, "read_parquet('events.parquet')", "read_parquet('cutoffs.parquet')")  # doctest: +SKIP
+    >>> with open_engine() as engine:  # doctest: +SKIP
+    ...     behaviour_features(engine, "read_parquet('events.parquet')", "read_parquet('cutoffs.parquet')")
 
     Notes
     -----
     The events are read and joined to their cut-off once, into a compact temporary table (an integer per
     opportunity, a small type code, the event's age before the cut-off in microseconds and its calendar day counted
     back from the cut-off's). Two aggregations run on it, in passes over slices of the opportunities
-    (:data:`EVENTS_PER_PASS`): per opportunity and type (counts and value sums per window, the youngest and oldest
+    (the engine's ``rows_per_pass``; one pass on Spark): per opportunity and type (counts and value sums per window, the youngest and oldest
     age), and per opportunity (active days, from one bit mask per 64 days). The per-type rows are then joined into
     columns. Integer keys, few aggregates per group and passes that fit in memory keep a hundred million events
     within :data:`MEMORY_LIMIT` and faster than one plain query with all the memory it wants
     (``bench/activity_features.py``).
     """
     if types is None:
-        labels = con.sql(f"SELECT activity_type, count(*) AS n FROM {events} WHERE activity_type IS NOT NULL "
-                         f"GROUP BY 1 ORDER BY n DESC, 1").fetchall()
+        labels = engine.rows(f"SELECT activity_type, count(*) AS n FROM {events} WHERE activity_type IS NOT NULL "
+                             f"GROUP BY 1 ORDER BY n DESC, 1")
         types = dict(list(type_names([label for label, _ in labels]).items())[:MAX_TYPES])
     if has_value is None:
-        has_value = "value" in con.sql(f"SELECT * FROM {events} LIMIT 0").columns
+        has_value = "value" in [c for c, _ in engine.schema(events)]
     defs = feature_definitions(types, windows, has_value=has_value)
     clash = defs.loc[defs["feature"].duplicated(), "feature"].tolist()
     if clash:
@@ -289,37 +267,33 @@ def behaviour_features(con, events: str, cutoffs: str, *, windows: Sequence[int]
                           f"{', '.join(repr(t) if t else 'all' for t in made_by)}); relabel an activity type with "
                           f"`values: {{activity_type: {{...}}}}`")
     any_value = has_value is True or (not isinstance(has_value, bool) and bool(has_value))
-    # set, not read back: DuckDB reports the limit rounded down ("1.3 GiB" for 1500MB)
-    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    engine.set_memory_limit(memory_limit)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_CUTOFFS} AS "
-                    f"SELECT (row_number() OVER ())::INTEGER AS i, * FROM {cutoffs}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_EVENTS} AS "
-                    f"{_compact_events_sql(events, types=types, any_value=any_value, key=key)}")
-        rows = con.execute(f"SELECT count(*) FROM {_EVENTS}").fetchall()[0][0]
+        engine.create(_CUTOFFS, f"SELECT CAST(row_number() OVER (ORDER BY opportunity_id) AS INTEGER) AS i, * "
+                                f"FROM {cutoffs}")
+        engine.create(_EVENTS, _compact_events_sql(events, types=types, any_value=any_value, key=key))
+        rows = engine.rows(f"SELECT count(*) FROM {_EVENTS}")[0][0]
         # Aggregated in passes over slices of the opportunities, each small enough to stay in memory: one pass
         # spilling its hash tables to disk takes twice as long as two that do not.
-        passes = max(1, -(-rows // EVENTS_PER_PASS))
+        passes = max(1, -(-rows // engine.rows_per_pass)) if engine.rows_per_pass else 1
         for p in range(passes):
             where = f"WHERE i % {passes} = {p}" if passes > 1 else ""
             for table, sql in ((_TYPES, _type_pass_sql(windows, where, values=any_value)),
                                (_DAYS, _day_pass_sql(windows, where))):
-                con.execute(f"CREATE TEMP TABLE {table} AS {sql}" if p == 0 else f"INSERT INTO {table} {sql}")
-        con.execute(f"DROP TABLE {_EVENTS}")
-        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {_result_sql(types, windows, has_value)}")
-        for table in (_CUTOFFS, _TYPES, _DAYS):
-            con.execute(f"DROP TABLE {table}")
+                if p == 0:
+                    engine.create(table, sql)
+                else:
+                    engine.append(table, sql)
+        engine.drop(_EVENTS)
+        engine.create(_RESULT, _result_sql(types, windows, has_value))
+        engine.drop(_CUTOFFS, _TYPES, _DAYS)
         # Before pandas copies the result, DuckDB gives back the memory it held (the table spills instead), so that
         # the two never sit side by side at full size: a hundred million events stay under 2 GB resident.
-        con.execute(f"SET memory_limit = '{RESULT_MEMORY}'")
-        # through Arrow: DuckDB's own .df() takes seconds for a million rows x 50; self_destruct frees each Arrow
-        # column once pandas has it
-        frame = con.sql(f"SELECT * FROM {_RESULT}").to_arrow_table().to_pandas(
-            types_mapper={pa.int64(): pd.Int64Dtype()}.get, self_destruct=True, split_blocks=True)
+        engine.set_memory_limit(RESULT_MEMORY)
+        frame = engine.frame(f"SELECT * FROM {_RESULT}", nullable_ints=True)
     finally:
-        con.execute(f"SET memory_limit = {_literal(memory_limit)}")
-        for table in (_CUTOFFS, _EVENTS, _TYPES, _DAYS, _RESULT):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        engine.set_memory_limit(memory_limit)
+        engine.drop(_CUTOFFS, _EVENTS, _TYPES, _DAYS, _RESULT)
     counts = set(defs.loc[defs["kind"].isin(["type_window", "type_total", "all_window", "all_total", "days_window",
                                              "days_total"]), "feature"])
     # column by column: converting the whole frame at once would hold a second copy of it (a million rows x 50)
@@ -392,70 +366,27 @@ class ActivityLog:
     key: str
 
 
-def _raw_relation(con, src: TableSource) -> str:
+def _raw_relation(engine: Engine, src: TableSource) -> str:
     """Register the source as view ``raw_events``, and as ``numbered_events`` with the row number ``__fl_row`` (from
     1) first; returns where it was read."""
-    where, numbered = _source_view(con, src)
-    if not numbered:
-        con.execute("CREATE TEMP VIEW numbered_events AS SELECT row_number() OVER () AS __fl_row, * FROM raw_events")
+    if src.path is not None:
+        check_file(Path(src.path), "data.activities.path")
+    where, numbered = engine.read_source(src, table="raw_events")
+    if numbered is None:
+        engine.numbered("numbered_events", "raw_events")
+    elif numbered != "numbered_events":
+        engine.view("numbered_events", f"SELECT * FROM {numbered}")
     return where
 
 
-def _source_view(con, src: TableSource) -> tuple[str, bool]:
-    """:func:`_raw_relation`'s ``raw_events``; also says whether it made ``numbered_events`` itself."""
-    from .ingest import _decode_sample, read_raw
-
-    if src.sql is not None:
-        db = str(src.database)
-        if "://" not in db and Path(db).is_file() and Path(db).read_bytes()[:16] != b"SQLite format 3\x00":
-            # a DuckDB database: the query runs inside it, so only the aggregates leave the database
-            con.execute(f"ATTACH {_literal(db)} AS source_db (READ_ONLY)")
-            con.execute("SET search_path = 'source_db.main,memory.main'")  # the query names the database's tables
-            try:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS {src.sql}")
-                con.execute("SELECT * FROM raw_events LIMIT 0")
-            except Exception as e:
-                raise ParamsError(f"data.activities: the query {src.sql!r} failed in {db}: "
-                                  f"{str(e).strip().splitlines()[0]}") from None
-            return f"sql @ {db}", False
-    else:
-        path = Path(src.path)
-        if not path.is_file():
-            raise ParamsError(f"{path}: file not found (data.activities.path)")
-        if path.stat().st_size == 0:
-            raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
-        suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_parquet({_literal(str(path))})")
-            # the file's own row numbers, read in parallel: row_number() over a whole scan runs on one thread
-            con.execute(f"CREATE OR REPLACE TEMP VIEW numbered_events AS SELECT file_row_number + 1 AS __fl_row, "
-                        f"* EXCLUDE (file_row_number) FROM read_parquet({_literal(str(path))}, file_row_number = true)")
-            return str(path), True
-        if suffix in (".csv", ".tsv", ".txt"):
-            enc = _decode_sample(path, src.encoding)[0]
-            if enc.replace("-", "").lower() in ("utf8", "utf8sig"):
-                sep = "" if src.sep == "auto" else f", delim = {_literal(src.sep)}"
-                con.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM read_csv("
-                            f"{_literal(str(path))}, all_varchar = true, header = true{sep})")
-                return str(path), False
-    # Excel, GB18030 text, SQLite and SQLAlchemy sources: read as the other tables are, then handed to DuckDB
-    raw, rejected = read_raw(src)
-    if len(rejected):
-        raise ParamsError(f"data.activities: {len(rejected)} rows of {src.path} could not be split into columns "
-                          f"(first: line {rejected['line'].iloc[0]})")
-    con.register("raw_events_frame", raw)
-    con.execute("CREATE OR REPLACE TEMP VIEW raw_events AS SELECT * FROM raw_events_frame")
-    return (str(src.path) if src.path else f"sql @ {src.database}"), False
-
-
-def _timestamp_expr(con, column: str, kind: str, date_format: str, where: str) -> str:
+def _timestamp_expr(engine: Engine, column: str, kind: str, date_format: str, where: str) -> str:
     """SQL turning the source column into a TIMESTAMP (NULL where it does not parse), the format chosen once."""
     col = f"raw.{_quote(column)}"
     if kind.startswith(("TIMESTAMP", "DATE")):
         return f"CAST({col} AS TIMESTAMP)"
     text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
-    sample = con.sql(f"SELECT {text} AS v FROM raw_events AS raw WHERE {text} IS NOT NULL LIMIT 10000").df()["v"]
-    # the format is chosen as for every other date column (coerce.parse_dates), then applied in DuckDB
+    sample = engine.frame(f"SELECT {text} AS v FROM raw_events AS raw WHERE {text} IS NOT NULL LIMIT 10000")["v"]
+    # the format is chosen as for every other date column (coerce.parse_dates), then applied in the engine
     parsed, fmt = parse_dates(sample, date_format=date_format)
     if sample.empty or parsed.notna().mean() >= MIN_DATE_SHARE:  # cells that still fail are quarantined
         return f"TRY_CAST({text} AS TIMESTAMP)" if fmt == "ISO8601" else f"try_strptime({text}, {_literal(fmt)})"
@@ -487,7 +418,7 @@ def _audit(reasons: pd.Series, n_rows: int, merged_rows: int, *, key: str, read:
 def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
                       windows: Sequence[int] = (30, 90), days_before_close: int = 0,
                       placeholders: Sequence[str] = (), merged_ids: pd.Series | None = None,
-                      sha256: str | None = None) -> ActivityLog:
+                      sha256: str | None = None, engine=None) -> ActivityLog:
     """Read, check and aggregate the activity log: rows that cannot be used are quarantined with a reason, the
     rest become features of the opportunities, each counted up to its cut-off (:func:`cutoffs`).
 
@@ -508,6 +439,8 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
         merge.
     sha256 : str, optional
         :func:`~funnel_lab.data.ingest.source_sha256` of ``src`` when already known (a large log is read once).
+    engine : EngineSettings, optional
+        ``engine:`` of the params: where the log is read, checked and aggregated (default: the embedded DuckDB).
 
     Returns
     -------
@@ -518,21 +451,17 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     ParamsError
         Unreadable source, unmapped required column, or an ``occurred_at`` column that holds no dates.
     """
-    con = connect()
-    try:
-        log = _read_and_check(con, src, opportunities, as_of=as_of, windows=windows,
+    with open_engine(engine, memory_limit=MEMORY_LIMIT) as eng:  # closing drops its tables and their spill files
+        log = _read_and_check(eng, src, opportunities, as_of=as_of, windows=windows,
                               days_before_close=days_before_close, placeholders=placeholders, merged_ids=merged_ids)
-        return replace(log, sha256=sha256 or source_sha256(src))
-    finally:
-        con.close()  # also drops its temporary tables and their spill files
+    return replace(log, sha256=sha256 or source_sha256(src))
 
 
-def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
+def _read_and_check(engine: Engine, src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
                     windows: Sequence[int], days_before_close: int, placeholders: Sequence[str],
                     merged_ids: pd.Series | None) -> ActivityLog:
-    where = _raw_relation(con, src)
-    cols = con.sql("SELECT * FROM raw_events LIMIT 0")
-    source_cols, kinds = [str(c) for c in cols.columns], [str(t) for t in cols.types]
+    where = _raw_relation(engine, src)
+    source_cols, kinds = map(list, zip(*engine.schema("raw_events")))
     if any(c.lower().startswith("__fl_") for c in source_cols):
         raise ParamsError(f"data.activities: {where} has a column named __fl_*, a prefix funnel_lab keeps for its "
                           f"own fields; rename it in the source")
@@ -550,23 +479,23 @@ def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of
         return f"CASE WHEN {t} IN ({tokens}) THEN NULL ELSE {t} END" if tokens else t
 
     kind = dict(zip(source_cols, kinds))[canon["occurred_at"]]
-    ts = _timestamp_expr(con, canon["occurred_at"], kind, src.date_format, where)
+    ts = _timestamp_expr(engine, canon["occurred_at"], kind, src.date_format, where)
     value = f"TRY_CAST({text('value')} AS DOUBLE)" if "value" in canon else "NULL::DOUBLE"
     has_value = "value" in canon
 
     # activity-type labels after `values:` (matched as for other tables), one small mapping table
-    labels = con.sql(f"SELECT {text('activity_type')} AS label, count(*) AS n FROM raw_events AS raw "
-                     f"GROUP BY 1").df()
+    labels = engine.frame(f"SELECT {text('activity_type')} AS label, count(*) AS n FROM raw_events AS raw "
+                          f"GROUP BY 1")
     mapping = src.values.get("activity_type", {})
     labels = labels.assign(label=labels["label"].astype("str"))
     labels = labels.assign(mapped=map_values(labels["label"], mapping) if mapping else labels["label"])
-    con.register("type_map", labels[labels["label"].notna()][["label", "mapped"]])
+    engine.register("type_map", labels[labels["label"].notna()][["label", "mapped"]])
 
     opp_ids = pd.DataFrame({"id": opportunities["opportunity_id" if key == "opportunity_id" else "account"]
                             .dropna().astype("str").unique()})
-    con.register("known_ids", opp_ids)
+    engine.register("known_ids", opp_ids)
     merged = merged_ids if merged_ids is not None and key == "opportunity_id" else pd.Series(dtype="str")
-    con.register("merged_ids", pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()}))
+    engine.register("merged_ids", pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()}))
     ident = text(key)
     reason = (f"CASE WHEN __fl_ts IS NULL AND __fl_ts_text IS NULL THEN 'occurred_at is missing' "
               f"WHEN __fl_ts IS NULL THEN 'occurred_at is not a date: ' || __fl_ts_text "
@@ -579,8 +508,7 @@ def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of
     # Checked once into a table (the log may be a hundred million rows): every row's reason, or its clean fields;
     # the source columns are kept only for the rows set aside, for the quarantine. The fields are named __fl_* and
     # the source columns carried by position, so that no source column can stand in for a field.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE checked AS
+    engine.create("checked", f"""
         WITH r AS (
             SELECT raw.__fl_row, {source}, {ident} AS __fl_id_raw, coalesce(m.new, {ident}) AS __fl_id,
                    t.mapped AS __fl_type, {ts} AS __fl_ts, {value} AS __fl_value,
@@ -589,33 +517,33 @@ def _read_and_check(con, src: TableSource, opportunities: pd.DataFrame, *, as_of
             LEFT JOIN type_map AS t ON t.label = {text('activity_type')}
             LEFT JOIN merged_ids AS m ON m.old = {ident}
         ),
-        -- a mark join (IN) rather than a third outer join: filtering on an outer join's match lets the optimiser
-        -- reorder the joins into a nested loop
-        k AS (SELECT *, __fl_id IN (SELECT id FROM known_ids) AS __fl_known FROM r),
+        -- the known ids are distinct: an outer join marks each row once (an IN in the select list is a nested
+        -- loop on Spark)
+        k AS (SELECT r.*, kn.id IS NOT NULL AS __fl_known FROM r LEFT JOIN known_ids AS kn ON kn.id = r.__fl_id),
         c AS (SELECT *, {reason} AS __fl_reason FROM k)
         SELECT __fl_row, __fl_reason, __fl_id, __fl_type, __fl_ts, __fl_value, __fl_id <> __fl_id_raw AS __fl_merged,
                {as_read}
         FROM c
     """)
-    bad = con.sql(f"SELECT __fl_row AS source_row, __fl_reason AS reason, "
-                  f"{', '.join(_quote(c) for c in source_cols)} FROM checked WHERE __fl_reason IS NOT NULL "
-                  f"ORDER BY __fl_row").df()
-    n_rows, merged_rows = con.execute("SELECT count(*), count(*) FILTER (WHERE __fl_merged) FROM checked").fetchall()[0]
+    bad = engine.frame(f"SELECT __fl_row AS source_row, __fl_reason AS reason, "
+                       f"{', '.join(_quote(c) for c in source_cols)} FROM checked WHERE __fl_reason IS NOT NULL "
+                       f"ORDER BY __fl_row")
+    n_rows, merged_rows = engine.rows("SELECT count(*), count(*) FILTER (WHERE __fl_merged) FROM checked")[0]
     audit = _audit(bad["reason"], n_rows, merged_rows, key=key, read=f"{len(source_cols)} columns from {where}")
     quarantine = bad
     quarantine.insert(0, "table", "activities")
 
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW events AS
+    engine.view("events", f"""
         SELECT __fl_id AS {key}, __fl_type AS activity_type, __fl_ts AS occurred_at, __fl_value AS value
         FROM checked WHERE __fl_reason IS NULL""")
-    counts = con.sql("SELECT activity_type, count(*) AS events, count(value) AS valued FROM events "
-                     "GROUP BY 1 ORDER BY 2 DESC, 1").df()
+    counts = engine.frame("SELECT activity_type, count(*) AS events, count(value) AS valued FROM events "
+                          "GROUP BY 1 ORDER BY 2 DESC, 1")
     types = dict(list(type_names(counts["activity_type"].tolist()).items())[:MAX_TYPES])
     name_of = {label: name for name, labels in types.items() for label in labels}
     # value features only for the types that carry a value (minutes of a visit, not of an e-mail)
     valued = set(counts.loc[counts["valued"] > 0, "activity_type"].map(name_of).dropna()) if has_value else set()
-    con.register("cutoffs_frame", cutoffs(opportunities, as_of, days_before_close=days_before_close))
-    features = behaviour_features(con, "events", "cutoffs_frame", windows=windows, types=types, key=key,
+    engine.register("cutoffs_frame", cutoffs(opportunities, as_of, days_before_close=days_before_close))
+    features = behaviour_features(engine, "events", "cutoffs_frame", windows=windows, types=types, key=key,
                                   has_value=valued)
     # Parallel sums differ in their last bits from run to run; 12 significant digits make a rerun write the same
     # files (and sums of one-decimal minutes read 4.0, not 3.9999999999999996)
