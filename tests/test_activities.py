@@ -8,7 +8,7 @@ import pytest
 
 from funnel_lab.data.activities import (MEMORY_LIMIT, behaviour_features, cutoffs, feature_definitions, load_activity_log,
                                         with_features)
-from funnel_lab.config import ParamsError, TableSource
+from funnel_lab.config import EngineSettings, ParamsError, TableSource
 from funnel_lab.engine import open_engine
 from funnel_lab.engine.embedded import DuckDBEngine
 
@@ -56,8 +56,11 @@ def _source(path, **kw) -> TableSource:
     return TableSource(path=path, columns=kw.pop("columns", cols), **kw)
 
 
-def test_hand_counted_features_windows_recency_and_cutoffs(log_file):
-    log = load_activity_log(_source(log_file), _opportunities(), as_of=AS_OF, windows=[30, 7])
+@pytest.mark.parametrize("backend", ["duckdb", "spark"])
+def test_hand_counted_features_windows_recency_and_cutoffs(log_file, backend):
+    # on Spark too: the same SQL, transpiled, read by Spark's CSV reader, with no merged ids (an empty lookup)
+    log = load_activity_log(_source(log_file), _opportunities(), as_of=AS_OF, windows=[30, 7],
+                            engine=EngineSettings(backend=backend))
     f = log.features.set_index("opportunity_id")
     # A won, cut-off 2026-02-01 00:00: visits on 01-01 09:00, 01-02 00:00 (exactly 30 days before: outside the
     # 30-day window, which is (cut-off - 30 days, cut-off]), 01-20; replies at 01-31 23:59:59 and exactly at the

@@ -6,6 +6,8 @@ import pytest
 
 from funnel_lab.analysis.funnel import (deal_reach, funnel_table, shrunk_win_rates, stage_dynamics, stage_durations,
                                time_in_stage, unmapped_stages, win_rates)
+from funnel_lab.config import EngineSettings
+from funnel_lab.engine import open_engine
 
 ORDER = ["a", "b", "c"]
 HISTORY = [  # deal, stage, day of January 2024
@@ -37,8 +39,15 @@ def opps():
                          "amount": [100.0, 300.0, 50.0, 10.0, 10.0, 10.0, 10.0]})
 
 
-def test_reach_per_deal_by_hand(history, opps):
-    reach = deal_reach(history, opps, ORDER).set_index("opportunity_id")
+@pytest.fixture(params=["duckdb", "spark"])
+def engine(request):
+    """The embedded engine and Spark local[2]: the same hand-counted answers from both."""
+    with open_engine(EngineSettings(backend=request.param)) as e:
+        yield e
+
+
+def test_reach_per_deal_by_hand(history, opps, engine):
+    reach = deal_reach(history, opps, ORDER, engine=engine).set_index("opportunity_id")
     assert reach["any_reach"].to_dict() == {"D1": 4, "D2": 4, "D3": 2, "D4": 3, "D5": 1, "D6": 1, "D7": 0}
     assert reach["strict_reach"].to_dict() == {"D1": 4, "D2": 1, "D3": 2, "D4": 1, "D5": 1, "D6": 1, "D7": 0}
 
@@ -64,12 +73,15 @@ def test_dynamics_by_hand(history):
     assert d["reopened"].to_dict() == {"D1": 0, "D2": 0, "D3": 0, "D4": 0, "D5": 0, "D6": 1}
 
 
-def test_durations_censor_open_deals(history, opps):
-    d = stage_durations(history, opps, ORDER, as_of=pd.Timestamp("2024-01-11"))
+def test_durations_censor_open_deals(history, opps, engine):
+    d = stage_durations(history, opps, ORDER, as_of=pd.Timestamp("2024-01-11"), engine=engine)
     d = d.set_index(["opportunity_id", "stage"])
     assert d.loc[("D3", "a"), "days"] == 2 and d.loc[("D3", "b"), "days"] == 2  # 1->2 + 3->4; 2->3 + 4->5
     assert d.loc[("D5", "a"), "days"] == 10 and not d.loc[("D5", "a"), "left"]   # still there on the 11th
     assert d.loc[("D2", "c"), "days"] == 1 and d.loc[("D2", "c"), "left"]
+    assert d.loc[("D4", "c"), "days"] == 8 and d.loc[("D4", "c"), "current"] and d["current"].sum() == 3  # D4-6
+    # per deal in the order its stages were first entered (D4 entered b before a)
+    assert d.loc["D4"].index.tolist() == ["b", "a", "c"] and d.index.get_level_values(0).is_monotonic_increasing
 
 
 def test_kaplan_meier_median_by_hand():

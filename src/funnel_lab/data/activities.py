@@ -247,8 +247,8 @@ def behaviour_features(engine: Engine, events: str, cutoffs: str, *, windows: Se
     The events are read and joined to their cut-off once, into a compact temporary table (an integer per
     opportunity, a small type code, the event's age before the cut-off in microseconds and its calendar day counted
     back from the cut-off's). Two aggregations run on it, in passes over slices of the opportunities
-    (the engine's ``rows_per_pass``; one pass on Spark): per opportunity and type (counts and value sums per window, the youngest and oldest
-    age), and per opportunity (active days, from one bit mask per 64 days). The per-type rows are then joined into
+    (the engine's ``rows_per_pass``; one pass on Spark): per opportunity and type (counts and value sums per window,
+    the youngest and oldest age), and per opportunity (active days, from one bit mask per 63 days). The per-type rows are then joined into
     columns. Integer keys, few aggregates per group and passes that fit in memory keep a hundred million events
     within :data:`MEMORY_LIMIT` and faster than one plain query with all the memory it wants
     (``bench/activity_features.py``).
@@ -371,12 +371,7 @@ def _raw_relation(engine: Engine, src: TableSource) -> str:
     1) first; returns where it was read."""
     if src.path is not None:
         check_file(Path(src.path), "data.activities.path")
-    where, numbered = engine.read_source(src, table="raw_events")
-    if numbered is None:
-        engine.numbered("numbered_events", "raw_events")
-    elif numbered != "numbered_events":
-        engine.view("numbered_events", f"SELECT * FROM {numbered}")
-    return where
+    return engine.read_source(src, table="raw_events", numbered="numbered_events")
 
 
 def _timestamp_expr(engine: Engine, column: str, kind: str, date_format: str, where: str) -> str:
@@ -457,6 +452,18 @@ def load_activity_log(src: TableSource, opportunities: pd.DataFrame, *, as_of: p
     return replace(log, sha256=sha256 or source_sha256(src))
 
 
+def _id_map(opportunities: pd.DataFrame, merged_ids: pd.Series | None, *, key: str) -> pd.DataFrame:
+    """One lookup for the log's ids, so that a single join both follows the dedupe and marks the known ones:
+    ``old`` (an id as the log writes it), ``new`` (the opportunity its events go to) and ``known`` (whether that is
+    one of the opportunities)."""
+    ids = opportunities["opportunity_id" if key == "opportunity_id" else "account"].dropna().astype("str").unique()
+    merged = merged_ids if merged_ids is not None and key == "opportunity_id" else pd.Series(dtype="str")
+    moved = pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()})
+    moved = moved[~moved["old"].isin(ids)]  # one row per id as written: the join must never repeat an event
+    out = pd.concat([pd.DataFrame({"old": ids, "new": ids}), moved], ignore_index=True)
+    return out.assign(known=out["new"].isin(ids))
+
+
 def _read_and_check(engine: Engine, src: TableSource, opportunities: pd.DataFrame, *, as_of: pd.Timestamp,
                     windows: Sequence[int], days_before_close: int, placeholders: Sequence[str],
                     merged_ids: pd.Series | None) -> ActivityLog:
@@ -491,11 +498,7 @@ def _read_and_check(engine: Engine, src: TableSource, opportunities: pd.DataFram
     labels = labels.assign(mapped=map_values(labels["label"], mapping) if mapping else labels["label"])
     engine.register("type_map", labels[labels["label"].notna()][["label", "mapped"]])
 
-    opp_ids = pd.DataFrame({"id": opportunities["opportunity_id" if key == "opportunity_id" else "account"]
-                            .dropna().astype("str").unique()})
-    engine.register("known_ids", opp_ids)
-    merged = merged_ids if merged_ids is not None and key == "opportunity_id" else pd.Series(dtype="str")
-    engine.register("merged_ids", pd.DataFrame({"old": merged.index.astype("str"), "new": merged.astype("str").to_numpy()}))
+    engine.register("id_map", _id_map(opportunities, merged_ids, key=key))
     ident = text(key)
     reason = (f"CASE WHEN __fl_ts IS NULL AND __fl_ts_text IS NULL THEN 'occurred_at is missing' "
               f"WHEN __fl_ts IS NULL THEN 'occurred_at is not a date: ' || __fl_ts_text "
@@ -511,16 +514,14 @@ def _read_and_check(engine: Engine, src: TableSource, opportunities: pd.DataFram
     engine.create("checked", f"""
         WITH r AS (
             SELECT raw.__fl_row, {source}, {ident} AS __fl_id_raw, coalesce(m.new, {ident}) AS __fl_id,
+                   coalesce(m.known, false) AS __fl_known,
                    t.mapped AS __fl_type, {ts} AS __fl_ts, {value} AS __fl_value,
                    {text('occurred_at') if kind.startswith('VARCHAR') else 'NULL'} AS __fl_ts_text
             FROM numbered_events AS raw
             LEFT JOIN type_map AS t ON t.label = {text('activity_type')}
-            LEFT JOIN merged_ids AS m ON m.old = {ident}
+            LEFT JOIN id_map AS m ON m.old = {ident}
         ),
-        -- the known ids are distinct: an outer join marks each row once (an IN in the select list is a nested
-        -- loop on Spark)
-        k AS (SELECT r.*, kn.id IS NOT NULL AS __fl_known FROM r LEFT JOIN known_ids AS kn ON kn.id = r.__fl_id),
-        c AS (SELECT *, {reason} AS __fl_reason FROM k)
+        c AS (SELECT *, {reason} AS __fl_reason FROM r)
         SELECT __fl_row, __fl_reason, __fl_id, __fl_type, __fl_ts, __fl_value, __fl_id <> __fl_id_raw AS __fl_merged,
                {as_read}
         FROM c

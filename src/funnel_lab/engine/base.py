@@ -34,8 +34,7 @@ class Engine:
 
     def register_parquet(self, name: str, path: str, columns: list[str] | None = None) -> None:
         """Make a Parquet file (or folder of files) queryable as ``name``, read by the engine where it lies."""
-        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-        self.view(name, f"SELECT {cols} FROM read_parquet('{path}')")
+        raise NotImplementedError
 
     def view(self, name: str, sql: str) -> None:
         """``name`` as a lazy view of ``sql`` (computed where it is used)."""
@@ -74,10 +73,9 @@ class Engine:
     def set_memory_limit(self, limit: str) -> None:
         """How much memory the engine may use on this machine before it spills (engines on a cluster ignore it)."""
 
-    def read_source(self, src: TableSource, *, table: str) -> tuple[str, str | None]:
-        """Register a table source as view ``table``, read where it lies; returns ``(where, numbered)``: how to
-        name the source in messages, and a view with the source's row numbers (``__fl_row`` from 1) first, when the
-        engine made one while reading (else None)."""
+    def read_source(self, src: TableSource, *, table: str, numbered: str) -> str:
+        """Register a table source as view ``table``, read where it lies, and as view ``numbered`` with the
+        source's row numbers (``__fl_row`` from 1) first; returns how to name the source in messages."""
         raise NotImplementedError
 
     def numbered(self, name: str, relation: str) -> None:

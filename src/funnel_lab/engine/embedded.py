@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ..errors import ParamsError
 from .base import Engine
-from .sources import literal, read_with_pandas
+from .sources import literal, quote, read_with_pandas, utf8_separator
 
 
 class DuckDBEngine(Engine):
@@ -69,9 +69,11 @@ class DuckDBEngine(Engine):
     def set_memory_limit(self, limit: str) -> None:
         self.con.execute(f"SET memory_limit = {literal(limit)}")
 
-    def read_source(self, src, *, table: str) -> tuple[str, str | None]:
-        from ..data.ingest import _decode_sample
+    def register_parquet(self, name: str, path: str, columns: list[str] | None = None) -> None:
+        cols = ", ".join(quote(c) for c in columns) if columns else "*"
+        self.view(name, f"SELECT {cols} FROM read_parquet({literal(_parquet_files(Path(path)))})")
 
+    def read_source(self, src, *, table: str, numbered: str) -> str:
         if src.sql is not None:
             db = str(src.database)
             if "://" not in db and Path(db).is_file() and Path(db).read_bytes()[:16] != b"SQLite format 3\x00":
@@ -84,24 +86,32 @@ class DuckDBEngine(Engine):
                 except duckdb.Error as e:
                     raise ParamsError(f"data.activities: the query {src.sql!r} failed in {db}: "
                                       f"{str(e).strip().splitlines()[0]}") from None
-                return f"sql @ {db}", None
+                where = f"sql @ {db}"
+            else:
+                where = read_with_pandas(self, src, table=table)
         else:
             path = Path(src.path)
-            suffix = path.suffix.lower()
-            if suffix == ".parquet":
+            if path.is_file() and path.suffix.lower() == ".parquet":
                 self.view(table, f"SELECT * FROM read_parquet({literal(str(path))})")
                 # the file's own row numbers, read in parallel: row_number() over a whole scan runs on one thread
-                self.view(f"numbered_{table}", f"SELECT file_row_number + 1 AS __fl_row, * EXCLUDE "
-                          f"(file_row_number) FROM read_parquet({literal(str(path))}, file_row_number = true)")
-                return str(path), f"numbered_{table}"
-            if suffix in (".csv", ".tsv", ".txt"):
-                enc = _decode_sample(path, src.encoding)[0]
-                if enc.replace("-", "").lower() in ("utf8", "utf8sig"):
-                    sep = "" if src.sep == "auto" else f", delim = {literal(src.sep)}"
-                    self.view(table, f"SELECT * FROM read_csv({literal(str(path))}, all_varchar = true, "
-                              f"header = true{sep})")
-                    return str(path), None
-        return read_with_pandas(self, src, table=table)
+                self.view(numbered, f"SELECT file_row_number + 1 AS __fl_row, * EXCLUDE (file_row_number) "
+                          f"FROM read_parquet({literal(str(path))}, file_row_number = true)")
+                return str(path)
+            if path.is_dir():
+                self.register_parquet(table, str(path))
+            elif (sep := utf8_separator(src, path)) is not None:
+                self.view(table, f"SELECT * FROM read_csv({literal(str(path))}, all_varchar = true, header = true, "
+                          f"delim = {literal(sep)})")
+            else:
+                read_with_pandas(self, src, table=table)
+            where = str(path)
+        self.numbered(numbered, table)
+        return where
 
     def close(self) -> None:
         self.con.close()  # also drops its temporary tables and their spill files
+
+
+def _parquet_files(path: Path) -> str:
+    """A Parquet file, or every Parquet file under a folder (in name order)."""
+    return str(path / "**" / "*.parquet") if path.is_dir() else str(path)

@@ -26,7 +26,20 @@ def check_file(path: Path, key: str) -> None:
         raise ParamsError(f"{path}: the file is empty; expected a header row and data rows")
 
 
-def read_with_pandas(engine, src, *, table: str) -> tuple[str, None]:
+def utf8_separator(src, path: Path) -> str | None:
+    """The field separator of a UTF-8 text file (``sep:``, else sniffed as for every other table), or None when
+    the file is not UTF-8 text that an engine can read itself (GB18030 text goes through pandas)."""
+    from ..data.ingest import _decode_sample, _sniff_sep
+
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        return None
+    enc, text = _decode_sample(path, src.encoding)
+    if enc.replace("-", "").lower() not in ("utf8", "utf8sig"):
+        return None
+    return _sniff_sep(text, path) if src.sep == "auto" else src.sep
+
+
+def read_with_pandas(engine, src, *, table: str) -> str:
     """Read ``src`` as the other tables are read (funnel_lab's own readers) and hand it to ``engine`` as ``table``."""
     from ..data.ingest import read_raw
 
@@ -35,4 +48,4 @@ def read_with_pandas(engine, src, *, table: str) -> tuple[str, None]:
         raise ParamsError(f"data.activities: {len(rejected)} rows of {src.path} could not be split into columns "
                           f"(first: line {rejected['line'].iloc[0]})")
     engine.register(table, raw)
-    return (str(src.path) if src.path else f"sql @ {src.database}"), None
+    return str(src.path) if src.path else f"sql @ {src.database}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,7 @@ from sqlglot.time import format_time
 
 from ..errors import ParamsError
 from .base import Engine
-from .sources import read_with_pandas
+from .sources import read_with_pandas, utf8_separator
 
 #: What funnel_lab sets on a session it starts (``engine.conf`` adds to and overrides it). Timestamps are naive in
 #: the CRM exports: the session reads and writes them in UTC so that no time zone shifts them.
@@ -34,8 +33,6 @@ SESSION_DEFAULTS = {
 LOCAL_DEFAULTS = {"spark.sql.shuffle.partitions": "8"}
 #: ``monotonically_increasing_id()`` puts the partition's index in the bits above these
 _PARTITION_SHIFT = 33
-#: pandas 3 types pyspark 4.0 warns about although it converts them correctly (through Arrow)
-_PANDAS_WARNINGS = (".*is_datetime64tz_dtype.*", ".*DataFrame.swapaxes.*", ".*PyArrow.*", ".*pandas.*")
 
 _types = {"STRING": "VARCHAR", "TIMESTAMP_NTZ": "TIMESTAMP", "INT": "INTEGER", "LONG": "BIGINT"}
 
@@ -120,10 +117,11 @@ class SparkEngine(Engine):
         return self.spark.sql(self.translate(sql))
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
-        with warnings.catch_warnings():
-            for pattern in _PANDAS_WARNINGS:
-                warnings.filterwarnings("ignore", message=pattern)
-            df = self.spark.createDataFrame(frame)
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        # the schema from the frame's own types: Spark cannot infer one from an empty frame (no merged ids)
+        schema = from_arrow_schema(pa.Schema.from_pandas(frame, preserve_index=False))
+        df = self.spark.createDataFrame(frame, schema=schema)
         df.createOrReplaceTempView(name)
         self._views.add(name)
 
@@ -158,7 +156,7 @@ class SparkEngine(Engine):
     def schema(self, relation: str) -> list[tuple[str, str]]:
         return [(c, _types.get(t.upper(), t.upper())) for c, t in self.spark.table(relation).dtypes]
 
-    def read_source(self, src, *, table: str) -> tuple[str, str | None]:
+    def read_source(self, src, *, table: str, numbered: str) -> str:
         if src.sql is not None and str(src.database).lower() == "spark":
             # a query over the session's catalog (Hive, Unity, a lakehouse): written in Spark SQL, run as it is
             try:
@@ -167,22 +165,20 @@ class SparkEngine(Engine):
                 raise ParamsError(f"data.activities: the query {src.sql!r} failed in Spark: "
                                   f"{str(e).strip().splitlines()[0]}") from None
             self._views.add(table)
-            return "sql @ spark", None
-        if src.path is not None:
-            path = Path(src.path)
-            if path.suffix.lower() == ".parquet" or path.is_dir():
-                self.register_parquet(table, str(path))
-                return str(path), None
-            if path.suffix.lower() in (".csv", ".tsv", ".txt") and src.encoding in ("auto", "utf-8", "utf8"):
-                reader = self.spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-                if src.sep != "auto":
-                    reader = reader.option("sep", src.sep)
-                elif path.suffix.lower() == ".tsv":
-                    reader = reader.option("sep", "\t")
-                reader.csv(str(path)).createOrReplaceTempView(table)  # every column as text
-                self._views.add(table)
-                return str(path), None
-        return read_with_pandas(self, src, table=table)
+            where = "sql @ spark"
+        elif src.path is not None and (Path(src.path).suffix.lower() == ".parquet" or Path(src.path).is_dir()):
+            self.register_parquet(table, str(src.path))
+            where = str(src.path)
+        elif src.path is not None and (sep := utf8_separator(src, Path(src.path))) is not None:
+            # every column as text, as the embedded engine reads it
+            (self.spark.read.option("header", True).option("multiLine", True).option("escape", '"')
+             .option("sep", sep).csv(str(src.path)).createOrReplaceTempView(table))
+            self._views.add(table)
+            where = str(src.path)
+        else:
+            where = read_with_pandas(self, src, table=table)
+        self.numbered(numbered, table)
+        return where
 
     def numbered(self, name: str, relation: str) -> None:
         """Row numbers without a global sort: each partition's count, then its offset plus the row's position in
