@@ -95,11 +95,18 @@ def test_a_notebook_takes_only_the_steps_made_from_the_same_params(demo_project,
     log = plan.pipeline.activity_log
     planted = log.features.copy()
     planted.loc[0, "visit_total"] = 999_999
+    opportunities = plan.pipeline.opportunities
+    first = planted.loc[0, "opportunity_id"]
+    planted_opportunities = opportunities.assign(
+        visit_total=opportunities["visit_total"].mask(opportunities["opportunity_id"] == first, 999_999))
     for key, value in plan.pipeline._store.values.items():
         if value is log:
             plan.pipeline._store.values[key] = type(log)(**{**log.__dict__, "features": planted})
+        elif value is opportunities:
+            plan.pipeline._store.values[key] = planted_opportunities
     run_dir = tmp_path / plan.params.run_name
-    assert plan.pipeline.save_cache(run_dir / RUN_CACHE) >= 5  # tables, cleaned tables, validation, activities
+    # tables, cleaned tables, validation, activities, history, analysis date, opportunities with their features
+    assert plan.pipeline.save_cache(run_dir / RUN_CACHE) == 11
     resolved = resolved_dict(plan.params)
     (tmp_path / "same.yaml").write_text(yaml.safe_dump(resolved, allow_unicode=True))
     (tmp_path / "other.yaml").write_text(yaml.safe_dump({**resolved, "features": {"windows": [30, 60]}},
@@ -108,16 +115,18 @@ def test_a_notebook_takes_only_the_steps_made_from_the_same_params(demo_project,
     monkeypatch.setenv(TRACE_VARIABLE, str(trace))
     same = fl.open_run(tmp_path / "same.yaml", out_dir=tmp_path, notebook="00_data_quality").pipeline
     assert same.activity_log.features.loc[0, "visit_total"] == 999_999
-    first = planted.loc[0, "opportunity_id"]
     assert same.opportunities.set_index("opportunity_id").loc[first, "visit_total"] == 999_999
     other = fl.open_run(tmp_path / "other.yaml", out_dir=tmp_path, notebook="00_data_quality").pipeline
     assert other.activity_log.features.loc[0, "visit_total"] == log.features.loc[0, "visit_total"] != 999_999
     assert "visit_60d" in other.activity_log.features.columns
+    assert other.opportunities.set_index("opportunity_id").loc[first, "visit_total"] != 999_999
     sources = Counter((e["step"], e["source"]) for e in map(json.loads, trace.read_text().splitlines()))
-    # the other params share the cleaned tables (same data and cleaning), not the features: each pipeline read the
-    # cleaned opportunities and history (for the analysis date) from the cache, and cleaned nothing itself
-    assert sources[("cleaned", "run cache")] == 4 and sources[("cleaned", "computed")] == 0
-    assert sources[("activities", "run cache")] == 1 and sources[("activities", "computed")] == 1
+    # the same params read every step from the cache; the other params share the cleaned tables and the history
+    # (same data and cleaning), not what the features change: those they computed (and, as always, the checksums)
+    computed = {step for step, source in sources if source == "computed"}
+    assert computed == {"checksums", "activities", "as_of", "opportunities"}
+    assert sources[("opportunities", "run cache")] == sources[("activities", "run cache")] == 1
+    assert sources[("cleaned", "run cache")] >= 1 and sources[("history", "run cache")] == 1
 
 
 # ----------------------------------------------------------------------------------------------- the Python API

@@ -194,6 +194,56 @@ def test_tuning_on_a_sample_above_tuning_rows(planted, monkeypatch):
     assert model.tree.tree_.n_node_samples[0] == len(X)  # the final tree saw every row
 
 
+def test_the_float32_encoding_grows_the_float64_tree(planted):
+    """Trees are encoded in float32 (what a tree splits on whatever it is given): refitting the chosen tree on the
+    same encoding in float64 gives the same splits, thresholds and leaves."""
+    closed = planted[planted["status"] != "open"].reset_index(drop=True)
+    X, y = closed[["x1", "cat", "noise_num", "noise_flag", "noise_cat"]], closed["won"].to_numpy(dtype=int)
+    model = fit_tree(X, y, max_depth=3, seed=2)
+    encoded = model.pipeline[:-1].transform(X)
+    assert encoded.dtype == np.float32
+    wide = clone(model.tree).fit(encoded.astype(np.float64), y)
+    for attr in ("feature", "threshold", "children_left", "n_node_samples"):
+        np.testing.assert_array_equal(getattr(model.tree.tree_, attr), getattr(wide.tree_, attr))
+    np.testing.assert_array_equal(model.tree.apply(encoded), wide.apply(encoded.astype(np.float64)))
+
+
+def test_rows_are_scored_in_chunks_as_all_at_once(planted, monkeypatch):
+    """Leaves, node counts and baseline scores encoded SCORE_ROWS rows at a time equal those of every row at once."""
+    import funnel_lab.analysis.targeting as tg
+
+    closed = planted[planted["status"] != "open"].reset_index(drop=True)
+    X, y = closed[["x1", "cat", "noise_num", "noise_flag"]], closed["won"].to_numpy(dtype=int)
+    model, baseline = fit_tree(X, y, max_depth=3, seed=1), fit_baseline(X, y, seed=1)
+    whole_nodes = tree_nodes(model, X, y)
+    monkeypatch.setattr(tg, "SCORE_ROWS", 97)  # not a divisor of the rows: the last chunk is short
+    np.testing.assert_array_equal(leaf_of(model, X), model.tree.apply(model.pipeline[:-1].transform(X)))
+    np.testing.assert_array_equal(tg._scores(baseline, X), baseline.predict_proba(X)[:, 1])
+    pd.testing.assert_frame_equal(tree_nodes(model, X, y), whole_nodes)
+    assert whole_nodes.loc[whole_nodes["parent"] == -1, "n"].item() == len(X)
+
+
+def test_baseline_on_a_sample_above_baseline_rows(planted, monkeypatch):
+    """Above BASELINE_ROWS the logistic baseline is fitted on a stratified sample: its coefficients are those of
+    scikit-learn's LogisticRegression on the standardised sample, not on every row."""
+    import funnel_lab.analysis.targeting as tg
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    closed = planted[planted["status"] != "open"].reset_index(drop=True)
+    X, y = closed[["x1"]].assign(x2=closed["p_true"]), closed["won"].to_numpy(dtype=int)  # no missing values
+    monkeypatch.setattr(tg, "BASELINE_ROWS", 500)
+    got = fit_baseline(X, y, seed=5).named_steps["model"].coef_
+    keep = np.sort(train_test_split(np.arange(len(X)), train_size=500, stratify=y, random_state=5)[0])
+
+    def plain(rows):
+        return LogisticRegression(class_weight="balanced", max_iter=5000, random_state=5).fit(
+            StandardScaler().fit_transform(X.iloc[rows]), y[rows]).coef_
+
+    np.testing.assert_allclose(got, plain(keep), rtol=1e-6)
+    assert not np.allclose(got, plain(np.arange(len(X))), rtol=1e-3)
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 
 class _Fixed:

@@ -36,8 +36,10 @@ from .errors import ParamsError
 
 #: The run folder's working folder: the steps the plan computed, for the run's notebooks; removed when the run ends.
 RUN_CACHE = ".cache"
-#: Steps worth keeping for the notebooks of a run (the rest take milliseconds).
-CACHED_STEPS = ("table", "cleaned", "validation", "activities")
+#: Steps worth keeping for the notebooks of a run (the rest take milliseconds). The merged steps are kept too, so
+#: that a notebook holds only what it reads (the opportunities with their features, not also the tables and the
+#: activity log they were made from).
+CACHED_STEPS = ("table", "cleaned", "validation", "activities", "history", "as_of", "opportunities")
 #: Set to a file path, and every step appends a JSON line saying what it did and how long it took (a profile of a
 #: run: the runner's kernels inherit the variable).
 TRACE_VARIABLE = "FUNNEL_LAB_TRACE"

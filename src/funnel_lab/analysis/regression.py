@@ -1051,10 +1051,19 @@ def check_params(params, columns) -> None:
         raise ParamsError(f"regression.cluster: no column {cfg.cluster!r}{did_you_mean(cfg.cluster, list(columns))}")
 
 
+def _model_columns(opportunities: pd.DataFrame, formula: str, *extra: str | None) -> list[str]:
+    """The columns a model reads: the id, those defining the outcome, the formula's and ``extra`` (the cluster)
+    -- :func:`analysis_frame` copies every column it is given, and a million rows of every column is gigabytes."""
+    used = check_formula(formula, list(opportunities.columns) + ["won"])
+    wanted = ["opportunity_id", "status", "won", *used, *(e for e in extra if e)]
+    return [c for c in dict.fromkeys(wanted) if c in opportunities.columns]
+
+
 def analyse_regression(p) -> RegressionResult:
     """The logit of the outcome with its diagnostics, and the linear model when configured."""
     cfg = p.params.regression
-    af = analysis_frame(p.opportunities, cfg.outcome)
+    opportunities = p.opportunities
+    af = analysis_frame(opportunities[_model_columns(opportunities, cfg.formula, cfg.cluster)], cfg.outcome)
     fit = fit_logit(af.data, cfg.formula, cluster=cfg.cluster)
     calibration, vif, auc = pd.DataFrame(), pd.DataFrame(), None
     if fit.result is not None:
@@ -1068,6 +1077,6 @@ def analyse_regression(p) -> RegressionResult:
     linear = None
     if cfg.linear is not None:
         outcome = cfg.linear.formula.split("~")[0].strip()
-        lf = analysis_frame(p.opportunities, outcome)
+        lf = analysis_frame(opportunities[_model_columns(opportunities, cfg.linear.formula)], outcome)
         linear = fit_linear(lf.data, cfg.linear.formula, log_outcome=cfg.linear.log)
     return RegressionResult(af, fit, strongest_drivers(fit), vif, calibration, auc, linear)

@@ -65,7 +65,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     # behaviour feature named like a column of the opportunities
     cleaned, log = pipeline.cleaned, pipeline.activity_log
     if "opportunities" in cleaned:
-        pipeline.opportunities  # noqa: B018
+        pipeline.opportunities, pipeline.as_of  # noqa: B018 - computed once here, kept for the notebooks
     logs = [c.audit for c in cleaned.values()] + ([log.audit] if log is not None else [])
     plan = Plan(pipeline, pipeline.params, inputs=pipeline.inputs(), notebooks=notebooks,
                 validation=pipeline.validation,
