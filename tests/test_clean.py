@@ -136,3 +136,15 @@ def test_drop_columns_by_source_or_canonical_name_and_did_you_mean():
     assert list(drop_columns(df, ["Tags", "lead_quality"], cmap).columns) == ["x"]
     with pytest.raises(ParamsError, match="did you mean 'tags'"):
         drop_columns(df, ["tagz"], cmap)
+
+
+def test_profile_examples_are_the_first_distinct_values_as_text():
+    """column_profile's examples: the first three distinct values in order of appearance, also when the third
+    appears only after the rows read first (as turning the whole column into text would give)."""
+    from funnel_lab.data.quality import _first_distinct_text
+
+    late = pd.Series(["a"] * 1500 + ["b"] * 10 + ["c" + "x" * 40, "d"])
+    assert _first_distinct_text(late, 3) == ["a", "b", "c" + "x" * 29]
+    assert _first_distinct_text(pd.Series([2.5, 2.5, 1.0, 7.0, 3.0]), 3) == ["2.5", "1.0", "7.0"]
+    assert _first_distinct_text(pd.Series([4, 4]), 3) == ["4"]
+    assert _first_distinct_text(pd.Series([], dtype="float64"), 3) == []

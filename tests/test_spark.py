@@ -59,6 +59,8 @@ def test_the_funnel_report_tables_on_spark_equal_duckdb(spark_pipelines):
 @pytest.mark.parametrize("setting, env, message", [
     ("engine.master=local[two]", {}, "engine.master"),
     ("engine.master=local[2]", {"JAVA_HOME": "/nonexistent"}, "engine: Spark needs Java 17"),
+    # nothing listens on port 1 here: refused at once, not after Spark's minute of registration retries
+    ("engine.master=spark://127.0.0.1:1", {}, "engine.master: no Spark master answers at spark://127.0.0.1:1"),
 ])
 def test_a_spark_that_cannot_start_is_exit_2_naming_engine(demo_project, monkeypatch, setting, env, message):
     for key, value in env.items():

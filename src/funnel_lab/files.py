@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -15,20 +17,30 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file beside ``path``, then rename it into place."""
+def write_with(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write`` on a temp file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path``, then rename it into place."""
+    return write_with(path, lambda f: f.write(data))
+
+
+def write_pickle(path: str | Path, obj: Any) -> Path:
+    """``obj`` pickled straight into the file, atomically (no copy of it as bytes in memory)."""
+    return write_with(path, lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def write_text(path: str | Path, text: str) -> Path:

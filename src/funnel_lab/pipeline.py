@@ -212,8 +212,7 @@ class Pipeline:
         folder, written = Path(folder), 0
         for key, (step, name) in list(self._store.named.items()):
             try:
-                files.write_bytes(folder / self._disk_name(step, name, key),
-                                  pickle.dumps(self._store.values[key], protocol=pickle.HIGHEST_PROTOCOL))
+                files.write_pickle(folder / self._disk_name(step, name, key), self._store.values[key])
                 written += 1
             except (OSError, pickle.PicklingError):
                 pass

@@ -35,12 +35,22 @@ def column_profile(cleaned: Cleaned, column_map: pd.DataFrame) -> pd.DataFrame:
         # a column that only applies to some deals (closed_at to closed ones) is missing only where it applies
         part = df.loc[applies[col], col] if col in applies else df[col]
         filled = part.dropna()
-        examples = filled.astype("str").drop_duplicates().head(3).str.slice(0, 30).tolist()
+        examples = _first_distinct_text(filled, 3)
         rows.append({"table": cleaned.name, "column": col, "source_column": source.get(col, ""),
                      "kind": kinds.get(col, "derived"), "non_missing": len(filled), "missing": len(part) - len(filled),
                      "missing_share": (len(part) - len(filled)) / len(part) if len(part) else 0.0,
                      "distinct": int(filled.nunique()), "examples": " | ".join(examples)})
     return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def _first_distinct_text(values: pd.Series, k: int, scan: int = 1000) -> list[str]:
+    """The first ``k`` distinct values as text (cut to 30 characters), in order of appearance: read from the first
+    ``scan`` rows when they hold ``k`` (a column of a million rows is not turned into text for three examples)."""
+    for part in (values.iloc[:scan], values):
+        found = part.astype("str").drop_duplicates().head(k)
+        if len(found) == k or len(part) == len(values):
+            return found.str.slice(0, 30).tolist()
+    return []
 
 
 def _applies(df: pd.DataFrame) -> dict[str, pd.Series]:

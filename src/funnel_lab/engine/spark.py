@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +35,9 @@ LOCAL_DEFAULTS = {"spark.sql.shuffle.partitions": "8"}
 #: ``monotonically_increasing_id()`` puts the partition's index in the bits above these
 _PARTITION_SHIFT = 33
 
+#: seconds a standalone master has to answer before the session is refused (Spark itself retries for a minute)
+CONNECT_TIMEOUT = 5
+
 _types = {"STRING": "VARCHAR", "TIMESTAMP_NTZ": "TIMESTAMP", "INT": "INTEGER", "LONG": "BIGINT"}
 
 
@@ -43,6 +47,22 @@ def _java_missing() -> str | None:
     if home:
         return None if (Path(home) / "bin" / "java").is_file() else f"JAVA_HOME={home} has no bin/java"
     return None if shutil.which("java") else "no `java` on PATH and JAVA_HOME is not set"
+
+
+def _no_master_answers(master: str) -> str | None:
+    """For ``spark://host:port[,host:port...]``: why none of the masters accepts a connection, or None when one
+    does (and for every other kind of master, which Spark reaches by other means)."""
+    if not master.startswith("spark://"):
+        return None
+    failures = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "7077")
+        try:
+            with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
+                return None
+        except (OSError, ValueError) as e:
+            failures.append(f"{address}: {getattr(e, 'strerror', None) or e}")
+    return "; ".join(failures)
 
 
 def spark_session(settings):
@@ -67,6 +87,10 @@ def spark_session(settings):
     if why:
         raise ParamsError(f"engine: Spark needs Java 17 to start (master {master}): {why}; install it "
                           f"(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+    why = _no_master_answers(master)
+    if why:
+        raise ParamsError(f"engine.master: no Spark master answers at {master} ({why}); is it running, and is the "
+                          f"address right?")
     builder = SparkSession.builder.master(master)
     defaults = {**SESSION_DEFAULTS, **(LOCAL_DEFAULTS if master.startswith("local") else {})}
     for key, value in {**defaults, **settings.conf}.items():
