@@ -54,5 +54,6 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def write_csv(path: str | Path, df: pd.DataFrame) -> Path:
-    """UTF-8 CSV with a header row and ``\\n`` line ends, atomically."""
-    return write_text(path, df.to_csv(index=False, lineterminator="\n"))
+    """UTF-8 CSV with a header row and ``\\n`` line ends, atomically; written in chunks (a table of a million rows
+    is never held as one string)."""
+    return write_with(path, lambda f: df.to_csv(f, index=False, lineterminator="\n", encoding="utf-8"))

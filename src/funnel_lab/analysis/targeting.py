@@ -1,17 +1,21 @@
-"""Whom to call first: a tuned decision tree on closed deals, checked for leakage, read as rules, applied to open ones.
+"""Whom to call first: boosted trees order the open deals, a tuned decision tree says why, both checked for leakage
+and against a logistic baseline, on held-out deals and on deals that closed later.
 
 The steps, each a pure function on DataFrames (the notebook ``50_targeting`` and :func:`run_targeting` chain them):
 
 1. :func:`candidate_features` -- which columns a model may use, and why each other column is left out;
 2. :func:`leakage_scan` -- columns that give the outcome away (they predict it alone, are filled in only once a deal
    closes, or hold values that occur almost only with wins and others almost only with losses);
-3. :func:`fit_tree` -- a cross-validated, tuned :class:`~sklearn.tree.DecisionTreeClassifier` (and
-   :func:`fit_baseline`, a logistic regression on the same inputs, for comparison);
-4. :func:`evaluate` -- AUC, PR-AUC, precision in the top N, lift in the top decile, gains and calibration tables;
+3. :func:`~funnel_lab.analysis.boosting.fit_boosted` -- gradient-boosted trees with calibrated chances (the list's
+   order); :func:`fit_tree` -- a cross-validated, tuned :class:`~sklearn.tree.DecisionTreeClassifier` (the rules);
+   :func:`fit_baseline` -- a logistic regression on the same inputs, the yardstick;
+4. :func:`evaluate` / :func:`evaluate_lists` -- AUC, PR-AUC, precision in the top N, lift in the top decile with
+   its interval, Brier score, gains and calibration tables, for each list on the same rows;
 5. :func:`tree_rules` -- one plain-text rule per leaf in terms of the input columns, with its training win rate;
-6. :func:`score_open` -- the open deals ranked by the win rate of their leaf (``targets.csv``);
+6. :func:`score_open` -- the open deals ranked by their boosted chance, with their leaf's rule and the columns that
+   move their chance most (``targets.csv``);
 7. :func:`targeting_metrics` -- ``targeting_metrics.json``;
-8. :func:`time_ordered_check` -- the list as it would have been drawn at a past date, against what closed since.
+8. :func:`time_ordered_check` -- the lists as they would have been drawn at a past date, against what closed since.
 
 Nothing here prints, plots or writes sentences: results are numbers, tables and codes (reason codes such as
 ``"identifier"`` or ``"predicts_alone"``) that the report layer puts into words. Every random step takes ``seed``.
@@ -30,7 +34,7 @@ from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import ParameterGrid, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -38,13 +42,15 @@ from sklearn.tree import DecisionTreeClassifier
 
 from ..errors import ParamsError, did_you_mean
 from ..result import Result
+from .boosting import BoostedModel, DRIVER_WORDS, drivers_text, fit_boosted, refit_boosted, score_drivers
+from .model_inputs import as_float, as_text, column_kind, integer_columns, outcome01, split_kinds
 from .regression import analysis_frame
 from .stats import wilson_interval
 
-__all__ = ["CANDIDATE_REASONS", "LEAKAGE_REASONS", "MIN_CLOSED", "TARGET_COLUMNS", "TargetingResult", "TreeModel",
-           "candidate_features", "evaluate", "fit_baseline", "fit_tree", "leaf_of", "leakage_scan",
-           "predict_probability", "run_targeting", "score_open", "targeting_metrics", "time_ordered_check",
-           "tree_nodes", "tree_rules"]
+__all__ = ["CANDIDATE_REASONS", "LEAKAGE_REASONS", "LISTS", "MIN_CLOSED", "TARGET_COLUMNS", "TargetingResult",
+           "TreeModel", "candidate_features", "evaluate", "evaluate_lists", "fit_baseline", "fit_tree", "gains_table",
+           "leaf_of", "leakage_scan", "list_comparison", "predict_probability", "run_targeting", "score_open",
+           "targeting_metrics", "time_ordered_check", "tree_nodes", "tree_rules"]
 
 #: ``targets.csv``'s leading columns (DESIGN.md).
 TARGET_COLUMNS = ["opportunity_id", "probability", "rank", "rule"]
@@ -98,48 +104,14 @@ TUNING_ROWS = 30_000
 BASELINE_ROWS = 200_000
 #: Rows encoded at a time when a fitted pipeline scores or places rows (:func:`_by_chunks`).
 SCORE_ROWS = 100_000
+#: The open deals, from the top of the list, whose drivers :func:`score_open` names (each costs about a
+#: thousand predictions; a list is worked from the top).
+DRIVER_ROWS = 1_000
 #: Fixed-width probability bins of the calibration table.
 CALIBRATION_BINS = 10
 
 
-# --------------------------------------------------------------------------------------------------- column kinds
-
-def _is_flag(s: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return True
-    if s.dtype == object:
-        known = s.dropna()
-        return bool(len(known)) and bool(known.map(type).isin([bool, np.bool_]).all())
-    return False
-
-
-def _kind(s: pd.Series) -> str:
-    """``flag`` (yes/no), ``number``, ``text`` (any category), ``date`` or ``other`` (timedeltas, periods...)."""
-    if _is_flag(s):
-        return "flag"
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        return "date"
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        return "number"
-    if (pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype)
-            or s.dtype == object):
-        return "text"
-    return "other"
-
-
-def _as_float(s: pd.Series) -> np.ndarray:
-    """Numbers and yes/no flags as float64 (yes = 1), missing as NaN."""
-    if _is_flag(s):
-        s = s.astype("boolean")
-    if isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
-        return s.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
-
-
-def _as_text(s: pd.Series) -> np.ndarray:
-    """Categories as an object array of str, missing as NaN (what SimpleImputer recognises)."""
-    return s.astype("str").to_numpy(dtype=object, na_value=np.nan)
-
+# -------------------------------------------------------------------------------------------------- model types
 
 def _as_model_types(X: pd.DataFrame, numeric: Sequence[str] = (), categorical: Sequence[str] = (),
                     dtype: str = "float64") -> pd.DataFrame:
@@ -149,30 +121,12 @@ def _as_model_types(X: pd.DataFrame, numeric: Sequence[str] = (), categorical: S
     """
     num, cat = set(numeric), set(categorical)
     order = [c for c in X.columns if c in num or c in cat]  # input order: the names the next step was fitted on
-    return pd.DataFrame({c: _as_float(X[c]).astype(dtype, copy=False) if c in num else _as_text(X[c])
+    return pd.DataFrame({c: as_float(X[c]).astype(dtype, copy=False) if c in num else as_text(X[c])
                          for c in order}, index=X.index, columns=order)
 
 
 def _fixed_width_text(X) -> np.ndarray:
     return np.asarray(X, dtype=str)
-
-
-def _split_kinds(X: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
-    """(numeric incl. flags, categorical, flags) among the columns of ``X``."""
-    numeric, categorical, flags = [], [], []
-    for c in X.columns:
-        k = _kind(X[c])
-        if k == "flag":
-            numeric.append(c)
-            flags.append(c)
-        elif k == "number":
-            numeric.append(c)
-        elif k == "text":
-            categorical.append(c)
-        else:
-            raise ParamsError(f"column '{c}' has type {X[c].dtype}, which a tree cannot use (dates and durations are "
-                             f"left out by candidate_features)")
-    return numeric, categorical, flags
 
 
 # ------------------------------------------------------------------------------------------- 1. candidate features
@@ -235,7 +189,7 @@ def candidate_features(opportunities: pd.DataFrame, *, outcome: str = "won", fea
     n = len(df)
     for col in df.columns:
         s = df[col]
-        kind = _kind(s)
+        kind = column_kind(s)
         reason = None
         if col in (*OUTCOME_COLUMNS, outcome):
             reason = "outcome"
@@ -264,17 +218,6 @@ def candidate_features(opportunities: pd.DataFrame, *, outcome: str = "won", fea
 
 
 # ----------------------------------------------------------------------------------------------- 2. leakage scan
-
-def _y01(y) -> np.ndarray:
-    """The outcome as an int array of 0/1 (from numbers, booleans or nullable integers)."""
-    values = pd.Series(np.asarray(y) if not isinstance(y, pd.Series) else y.to_numpy())
-    if values.isna().any():
-        raise ParamsError(f"the outcome has {int(values.isna().sum())} missing values; it must be 0/1")
-    arr = values.astype("float64").to_numpy()
-    if not np.isin(arr, (0, 1)).all():
-        raise ParamsError(f"the outcome must be 0/1; found {sorted(set(arr[~np.isin(arr, (0, 1))].tolist()))[:5]}")
-    return arr.astype(int)
-
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
     if len(np.unique(y)) < 2:
@@ -377,19 +320,19 @@ def leakage_scan(frame: pd.DataFrame, y, columns: Sequence[str], *, open_frame: 
     --------
     >>> leakage_scan(closed, closed["won"], ["tags", "visits"])  # doctest: +SKIP
     """
-    y = _y01(y)
+    y = outcome01(y)
     if len(y) != len(frame):
         raise ParamsError(f"leakage_scan: y has {len(y)} values for {len(frame)} rows")
     rows = []
     for col in columns:
         s = frame[col]
-        kind = _kind(s)
+        kind = column_kind(s)
         won_levels = lost_levels = 0
         example = ""
         if kind in ("number", "flag"):
-            auc = _numeric_auc_alone(y, _as_float(s))
+            auc = _numeric_auc_alone(y, as_float(s))
         else:
-            levels = pd.Series(_as_text(s)).fillna(MISSING_LEVEL)
+            levels = pd.Series(as_text(s)).fillna(MISSING_LEVEL)
             auc = _level_auc_alone(y, levels, seed)
             won_levels, lost_levels, example = _pure_levels(y, levels, purity)
         miss_closed = float(s.isna().mean()) if len(s) else float("nan")
@@ -500,7 +443,7 @@ def _preprocessor(numeric: list[str], categorical: list[str], n: int, *, scale: 
 
 
 def _pipeline(X: pd.DataFrame, estimator, *, scale: bool = False) -> Pipeline:
-    numeric, categorical, _ = _split_kinds(X)
+    numeric, categorical, _ = split_kinds(X)
     if not numeric and not categorical:
         raise ParamsError("no input columns to fit on")
     is_tree = isinstance(estimator, DecisionTreeClassifier)
@@ -556,26 +499,16 @@ def _encoded_map(pipeline: Pipeline, flags: Sequence[str]) -> pd.DataFrame:
                          "level": [r[2] for r in rows]})
 
 
-def _integer_columns(X: pd.DataFrame, numeric: Sequence[str]) -> list[str]:
-    out = []
-    for c in numeric:
-        v = _as_float(X[c])
-        v = v[~np.isnan(v)]
-        if len(v) and np.all(v == np.round(v)):
-            out.append(c)
-    return out
-
-
 def _finish(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, *, best_params: dict, cv_auc: dict,
             search: pd.DataFrame) -> TreeModel:
-    numeric, _, flags = _split_kinds(X)
+    numeric, _, flags = split_kinds(X)
     encoded = _encoded_map(pipeline, flags)
     leaves = np.concatenate(_by_chunks(X, _encoded(pipeline, "apply")))
     rate = pd.Series(y).groupby(leaves).mean()
     return TreeModel(pipeline=pipeline, best_params=best_params, cv_auc=cv_auc, search=search,
                      feature_names=list(encoded["feature"]), input_columns=list(X.columns), encoded=encoded,
                      leaf_win_rate=rate.rename("win_rate").rename_axis("leaf"), n_train=len(X),
-                     integer_columns=_integer_columns(X, numeric))
+                     integer_columns=integer_columns(X, numeric))
 
 
 def fit_tree(X: pd.DataFrame, y, *, max_depth: int = 4, seed: int = 0, cv: int = 5) -> TreeModel:
@@ -621,7 +554,7 @@ def fit_tree(X: pd.DataFrame, y, *, max_depth: int = 4, seed: int = 0, cv: int =
     >>> model.best_params, model.cv_auc  # doctest: +SKIP
     """
     X = X.reset_index(drop=True)
-    y = _y01(y)
+    y = outcome01(y)
     if len(y) != len(X):
         raise ParamsError(f"fit_tree: y has {len(y)} values for {len(X)} rows")
     counts = np.bincount(y, minlength=2)
@@ -674,7 +607,7 @@ def fit_tree(X: pd.DataFrame, y, *, max_depth: int = 4, seed: int = 0, cv: int =
 def _refit(model: TreeModel, X: pd.DataFrame, y, *, seed: int) -> TreeModel:
     """The same tuned tree fitted on other rows (all closed deals); tuning results are carried over."""
     X = X[model.input_columns].reset_index(drop=True)
-    y = _y01(y)
+    y = outcome01(y)
     tree = DecisionTreeClassifier(class_weight="balanced", random_state=seed, **model.best_params)
     pipe = _pipeline(X, tree).fit(X, y)
     return _finish(pipe, X, y, best_params=dict(model.best_params), cv_auc=dict(model.cv_auc),
@@ -703,7 +636,7 @@ def fit_baseline(X_train: pd.DataFrame, y_train, seed: int = 0) -> Pipeline:
     Above :data:`BASELINE_ROWS` training rows it is fitted on a stratified sample of that many: a hundred-odd
     coefficients are estimated as well from 200,000 rows as from a million, in a fraction of the time and memory.
     """
-    X, y = X_train.reset_index(drop=True), _y01(y_train)
+    X, y = X_train.reset_index(drop=True), outcome01(y_train)
     if len(X) > BASELINE_ROWS:
         keep = np.sort(train_test_split(np.arange(len(X)), train_size=BASELINE_ROWS, stratify=y,
                                         random_state=seed)[0])
@@ -782,32 +715,32 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
                          "n": frame["n"].to_numpy(dtype="int64")})
 
 
-def evaluate(model, X_test: pd.DataFrame, y_test, *, top_n: int, baseline=None) -> dict:
+def evaluate(model, X_test: pd.DataFrame, y_test, *, top_n: int) -> dict:
     """How well the scores order held-out deals.
 
     Parameters
     ----------
-    model : TreeModel or fitted classifier
+    model : TreeModel, BoostedModel or fitted classifier
         A :class:`TreeModel` is scored by its leaves' training win rates (:func:`predict_probability`), anything
-        else (e.g. :func:`fit_baseline`'s pipeline) by ``predict_proba(X)[:, 1]``.
+        else (the boosted list, :func:`fit_baseline`'s pipeline) by ``predict_proba(X)[:, 1]``.
     X_test : DataFrame
     y_test : array-like of 0/1
     top_n : int
         The size of the call list; capped at the number of test rows.
-    baseline : fitted classifier or TreeModel, optional
-        Evaluated on the same rows; its results are added under ``baseline`` and as ``baseline_*`` keys.
 
     Returns
     -------
     dict
         ``auc`` (ROC AUC; NaN with one class), ``pr_auc`` (average precision), ``precision_at_top_n`` (share of
         wins among the ``top_n`` best-scored rows), ``lift_at_10pct`` (share of wins in the best-scored 10% of
-        rows / ``base_rate``), ``base_rate``, ``n_test``, ``top_n`` (the N used), ``n_train`` (a TreeModel's
-        training rows, else None); ``gains`` (DataFrame, 101 rows: ``share_contacted`` 0, 0.01 .. 1,
-        ``share_of_wins_found``, ``random`` (= share_contacted) and ``baseline`` when given) and ``calibration``
-        (DataFrame: ``bin`` ("0.2-0.3"; ten equal bins of the predicted probability, empty ones left out),
-        ``mean_predicted``, ``observed_rate``, ``n``). With a baseline: ``baseline`` (its own dict),
-        ``baseline_auc``, ``baseline_pr_auc``, ``baseline_precision_at_top_n``, ``baseline_lift_at_10pct``.
+        rows / ``base_rate``) with ``lift_low`` / ``lift_high`` (95% Wilson interval of the top tenth's win rate,
+        the tenth rounded to ``top10_n`` whole deals holding ``top10_wins`` wins, over ``base_rate``), ``brier``
+        (mean squared error of the scores as chances: only meaningful for calibrated scores), ``base_rate``,
+        ``n_test``, ``top_n`` (the N used), ``distinct_top_n`` (distinct scores among the top N: ties make an
+        order arbitrary), ``n_train`` (the model's training rows, None when unknown); ``gains`` (DataFrame, 101
+        rows: ``share_contacted`` 0, 0.01 .. 1, ``share_of_wins_found``, ``random`` (= share_contacted)) and
+        ``calibration`` (DataFrame: ``bin`` ("0.2-0.3"; ten equal bins of the predicted probability, empty ones
+        left out), ``mean_predicted``, ``observed_rate``, ``n``).
 
     Notes
     -----
@@ -816,7 +749,7 @@ def evaluate(model, X_test: pd.DataFrame, y_test, *, top_n: int, baseline=None) 
     numbers do not depend on the order of the rows. The top 10% is exactly 0.1 x n rows, fractional if need be,
     the same point the gains curve shows at 10%.
     """
-    y = _y01(y_test)
+    y = outcome01(y_test)
     score = _scores(model, X_test)
     n = len(y)
     wins = int(y.sum())
@@ -830,20 +763,55 @@ def evaluate(model, X_test: pd.DataFrame, y_test, *, top_n: int, baseline=None) 
                           "share_of_wins_found": (np.interp(grid * n, contacted, found) / wins if wins
                                                   else np.full(len(grid), np.nan)),
                           "random": grid})
+    tenth = max(1, round(0.1 * n)) if n else 0
+    tenth_wins = int(round(lift * base * tenth)) if n and wins else 0
+    low, high = wilson_interval(np.array([tenth_wins], float), np.array([max(tenth, 1)], float))
+    n_train = getattr(model, "n_train", None)
     out = {
         "auc": _auc(y, score),
         "pr_auc": float(average_precision_score(y, score)) if 0 < wins < n else float("nan"),
-        "precision_at_top_n": float(precision), "lift_at_10pct": float(lift), "base_rate": float(base),
-        "n_test": int(n), "top_n": int(k), "n_train": int(model.n_train) if isinstance(model, TreeModel) else None,
+        "precision_at_top_n": float(precision), "lift_at_10pct": float(lift),
+        "lift_low": float(low[0] / base) if wins else float("nan"),
+        "lift_high": float(high[0] / base) if wins else float("nan"),
+        "top10_n": int(tenth), "top10_wins": tenth_wins,
+        "brier": float(brier_score_loss(y, np.clip(score, 0, 1))) if n else float("nan"),
+        "base_rate": float(base), "n_test": int(n), "top_n": int(k),
+        "n_train": None if n_train is None else int(n_train),
+        "distinct_top_n": int(len(np.unique(np.sort(score)[::-1][:k]))),
         "gains": gains, "calibration": _calibration(y, score),
     }
-    if baseline is not None:
-        b = evaluate(baseline, X_test, y_test, top_n=top_n)
-        out["baseline"] = b
-        out["gains"] = gains.assign(baseline=b["gains"]["share_of_wins_found"].to_numpy())
-        for key in ("auc", "pr_auc", "precision_at_top_n", "lift_at_10pct"):
-            out[f"baseline_{key}"] = b[key]
     return out
+
+
+#: The lists compared, in the order the report shows them: the boosted trees (the list's order), the tree alone
+#: (the list's rules) and the logistic baseline.
+LISTS = ("boosted", "tree", "baseline")
+#: The measures :func:`list_comparison` tabulates.
+COMPARED = ("auc", "pr_auc", "lift_at_10pct", "lift_low", "lift_high", "precision_at_top_n", "brier")
+
+
+def evaluate_lists(models: Mapping[str, Any], X_test: pd.DataFrame, y_test, *, top_n: int) -> dict[str, dict]:
+    """:func:`evaluate` of each model on the same rows, by name (e.g. :data:`LISTS`)."""
+    return {name: evaluate(model, X_test, y_test, top_n=top_n) for name, model in models.items()}
+
+
+def list_comparison(evaluations: Mapping[str, Mapping[str, dict]]) -> pd.DataFrame:
+    """The lists side by side: ``check`` (``holdout``, ``later``), ``list``, then :data:`COMPARED`, ``n``.
+
+    ``evaluations`` maps a check's name to :func:`evaluate_lists` on its rows (a check that did not run is left
+    out)."""
+    rows = [{"check": check, "list": name, **{k: ev.get(k) for k in COMPARED}, "n": ev["n_test"]}
+            for check, evs in evaluations.items() for name, ev in evs.items()]
+    return pd.DataFrame(rows, columns=["check", "list", *COMPARED, "n"]).astype(
+        {"check": "str", "list": "str", **{k: "float64" for k in COMPARED}, "n": "int64"})
+
+
+def gains_table(evaluations: Mapping[str, dict]) -> pd.DataFrame:
+    """``share_contacted``, one column of the share of wins found per list, and ``random``."""
+    first = next(iter(evaluations.values()))["gains"]
+    return pd.DataFrame({"share_contacted": first["share_contacted"],
+                         **{name: ev["gains"]["share_of_wins_found"] for name, ev in evaluations.items()},
+                         "random": first["random"]})
 
 
 # ------------------------------------------------------------------------------------------------------ 5. rules
@@ -1050,7 +1018,7 @@ def tree_nodes(model: TreeModel, X_train: pd.DataFrame, y_train, *,
     t = model.tree.tree_
     words = {**RULE_WORDS, **(words or {})}
     medians = _medians(model)
-    y = _y01(y_train)
+    y = outcome01(y_train)
     n = np.zeros(t.node_count, "int64")
     wins = np.zeros(t.node_count, "int64")
     for i, members in zip(range(0, len(y), SCORE_ROWS),
@@ -1084,35 +1052,45 @@ def tree_nodes(model: TreeModel, X_train: pd.DataFrame, y_train, *,
 # -------------------------------------------------------------------------------------------------- 6. targets
 
 def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, *, id_col: str = "opportunity_id",
-               next_actions: Mapping[str, str] | None = None) -> pd.DataFrame:
+               boosted: BoostedModel | None = None, next_actions: Mapping[str, str] | None = None,
+               driver_words: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The open deals, best first: ``targets.csv``.
 
     Parameters
     ----------
     model : TreeModel
-        The tree to score with (normally refitted on every closed deal).
+        The tree that gives each deal its rule and segment (normally refitted on every closed deal).
     rules : DataFrame
         :func:`tree_rules` of ``model`` on its training rows: each leaf's ``rule`` and ``win_rate``.
     open_frame : DataFrame
-        The open deals, with ``id_col`` and the model's input columns (``crm_stage`` used when present).
+        The open deals, with ``id_col`` and the models' input columns (``crm_stage`` used when present).
     id_col : str, default "opportunity_id"
+    boosted : BoostedModel, optional
+        The model whose calibrated chances order the list, and whose drivers are named for the first
+        :data:`DRIVER_ROWS` deals. Without it the list is the tree's alone (ordered by the leaf's win rate).
     next_actions : mapping, optional
         Stage -> the action to take (text given by the caller, in the report language).
+    driver_words : mapping, optional
+        :func:`~funnel_lab.analysis.boosting.drivers_text`'s ``words``.
 
     Returns
     -------
     DataFrame
-        ``opportunity_id, probability, rank, rule, leaf, stage, next_action``, sorted by rank. ``probability`` is
-        the training win rate of the deal's leaf: ``class_weight="balanced"`` inflates ``predict_proba`` towards
-        the rarer outcome, the leaf's observed win rate does not (and orders the leaves the same way). ``rank``
-        1..n: highest probability first, ties broken by ``opportunity_id``. ``stage`` is ``crm_stage`` (empty when
-        absent); ``next_action`` the action mapped to it ("" when unmapped).
+        ``opportunity_id, probability, rank, rule, drivers, segment_win_rate, leaf, stage, next_action``, sorted by
+        rank. ``probability`` is the boosted model's calibrated chance (without it, the leaf's win rate);
+        ``segment_win_rate`` the training win rate of the deal's leaf, whose ``rule`` says which segment it is in
+        (the leaf's observed win rate, not the tree's ``predict_proba``, which ``class_weight="balanced"`` inflates
+        towards the rarer outcome). ``rank`` 1..n: highest probability first, ties broken by ``opportunity_id``.
+        ``drivers``: the columns that raise or lower the deal's chance most (""  below the first
+        :data:`DRIVER_ROWS` deals and without ``boosted``). ``stage`` is ``crm_stage`` (empty when absent);
+        ``next_action`` the action mapped to it ("" when unmapped).
     """
     if id_col not in open_frame.columns:
         raise ParamsError(f"score_open: no id column '{id_col}'{did_you_mean(id_col, list(map(str, open_frame)))}")
     leaves = leaf_of(model, open_frame).to_numpy()
     by_leaf = rules.set_index("leaf")
-    prob = pd.Series(leaves).map(by_leaf["win_rate"]).astype("float64").to_numpy()
+    segment_rate = pd.Series(leaves).map(by_leaf["win_rate"]).astype("float64").to_numpy()
+    prob = segment_rate if boosted is None else boosted.predict_probability(open_frame).to_numpy()
     stage = (open_frame["crm_stage"].astype("str") if "crm_stage" in open_frame.columns
              else pd.Series(np.nan, index=open_frame.index, dtype="str"))
     actions = {str(k): str(v) for k, v in (next_actions or {}).items()}
@@ -1120,14 +1098,22 @@ def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, 
         "opportunity_id": open_frame[id_col].astype("str").to_numpy(),
         "probability": prob,
         "rule": pd.Series(leaves).map(by_leaf["rule"]).astype("str").to_numpy(),
+        "drivers": "",
+        "segment_win_rate": segment_rate,
         "leaf": leaves.astype("int64"),
         "stage": stage.to_numpy(),
         "next_action": [actions.get(s, "") if isinstance(s, str) else "" for s in stage.to_numpy()],
+        "_row": np.arange(len(open_frame)),
     })
     out = out.sort_values(["probability", "opportunity_id"], ascending=[False, True], na_position="last",
                           kind="stable").reset_index(drop=True)
     out.insert(2, "rank", np.arange(1, len(out) + 1, dtype="int64"))
-    return out.astype({"stage": "str", "next_action": "str", "rule": "str"})
+    if boosted is not None and len(out):
+        top = out["_row"].to_numpy()[:DRIVER_ROWS]
+        explained = open_frame.iloc[top][boosted.input_columns].reset_index(drop=True)
+        text = drivers_text(score_drivers(boosted, explained), explained, words=driver_words)
+        out.loc[: len(top) - 1, "drivers"] = text.to_numpy()
+    return out.drop(columns="_row").astype({"stage": "str", "next_action": "str", "rule": "str", "drivers": "str"})
 
 
 # -------------------------------------------------------------------------------------------------- 7. metrics
@@ -1143,43 +1129,49 @@ def _json_number(v: Any) -> Any:
     return v if math.isfinite(v) else None
 
 
-def targeting_metrics(evaluation: dict, model: TreeModel, *, top_n: int) -> dict:
+def targeting_metrics(evaluations: Mapping[str, dict], boosted: BoostedModel, tree: TreeModel, *,
+                      top_n: int) -> dict:
     """``targeting_metrics.json``: JSON-native numbers (NaN as null).
 
     Parameters
     ----------
-    evaluation : dict
-        :func:`evaluate` of the tree trained on the training split, on the test split.
-    model : TreeModel
-        The tree that scores the open deals (its splits give ``features_used``).
+    evaluations : mapping
+        :func:`evaluate_lists` of :data:`LISTS` (fitted on the training split) on the test split.
+    boosted : BoostedModel
+        The model that orders the list (its inputs are ``features_used``).
+    tree : TreeModel
+        The tree that gives the rules (its splits give ``tree_features_used``).
     top_n : int
         The call-list size asked for (``targeting.top_n``).
 
     Returns
     -------
     dict
-        ``auc``, ``lift_at_10pct``, ``precision_at_top_n``, ``features_used`` (the input columns the tree splits
-        on), ``pr_auc``, ``baseline_auc`` (null without a baseline), ``base_rate``, ``cv_auc`` ({mean, sd}),
-        ``best_params``, ``n_train`` (training rows of the evaluated tree), ``n_test``, ``n_fit`` (rows the final
-        tree was fitted on), ``top_n`` (asked for) and ``top_n_test`` (the N used on the test split), ``leaves``.
+        The list's (the boosted model's) held-out ``auc``, ``lift_at_10pct``, ``precision_at_top_n``,
+        ``features_used`` (the columns it reads), ``pr_auc``, ``lift_low`` / ``lift_high``, ``brier``,
+        ``distinct_top_n`` (distinct chances among its top N on the test split); ``tree_*`` and ``baseline_*``:
+        the same measures of the tree alone and of the logistic baseline; ``list`` ("boosted"), ``base_rate``,
+        ``cv_auc`` ({mean, sd}) and ``best_params`` ({max_depth, n_iter}) of the boosted search, ``tree_cv_auc``,
+        ``tree_best_params``, ``tree_features_used``, ``leaves``; ``n_train`` (training rows), ``n_test``,
+        ``n_fit`` (closed deals the final models were fitted on), ``top_n`` (asked for), ``top_n_test`` (the N
+        used on the test split).
     """
-    return {
-        "auc": _json_number(evaluation["auc"]),
-        "lift_at_10pct": _json_number(evaluation["lift_at_10pct"]),
-        "precision_at_top_n": _json_number(evaluation["precision_at_top_n"]),
-        "features_used": model.features_used(),
-        "pr_auc": _json_number(evaluation["pr_auc"]),
-        "baseline_auc": _json_number(evaluation.get("baseline_auc")),
-        "base_rate": _json_number(evaluation["base_rate"]),
-        "cv_auc": {k: _json_number(v) for k, v in model.cv_auc.items()},
-        "best_params": {k: _json_number(v) for k, v in model.best_params.items()},
-        "n_train": _json_number(evaluation.get("n_train")),
-        "n_test": _json_number(evaluation["n_test"]),
-        "n_fit": int(model.n_train),
-        "top_n": int(top_n),
-        "top_n_test": _json_number(evaluation["top_n"]),
-        "leaves": int(model.tree.get_n_leaves()),
-    }
+    e = evaluations["boosted"]
+    keys = ("auc", "pr_auc", "lift_at_10pct", "lift_low", "lift_high", "precision_at_top_n", "brier")
+    out = {"auc": _json_number(e["auc"]), "lift_at_10pct": _json_number(e["lift_at_10pct"]),
+           "precision_at_top_n": _json_number(e["precision_at_top_n"]), "features_used": list(boosted.input_columns),
+           "list": "boosted", **{k: _json_number(e[k]) for k in ("pr_auc", "lift_low", "lift_high", "brier",
+                                                                  "distinct_top_n")}}
+    for name in ("tree", "baseline"):
+        out.update({f"{name}_{k}": _json_number(evaluations[name][k]) for k in keys})
+    return {**out, "base_rate": _json_number(e["base_rate"]),
+            "cv_auc": {k: _json_number(v) for k, v in boosted.cv_auc.items()},
+            "best_params": {k: _json_number(v) for k, v in boosted.best_params.items()},
+            "tree_cv_auc": {k: _json_number(v) for k, v in tree.cv_auc.items()},
+            "tree_best_params": {k: _json_number(v) for k, v in tree.best_params.items()},
+            "tree_features_used": tree.features_used(), "leaves": int(tree.tree.get_n_leaves()),
+            "n_train": _json_number(e.get("n_train")), "n_test": _json_number(e["n_test"]),
+            "n_fit": int(tree.n_train), "top_n": int(top_n), "top_n_test": _json_number(e["top_n"])}
 
 
 # ---------------------------------------------------------------------------- 8. checked against what closed later
@@ -1193,11 +1185,12 @@ MIN_LATER_CLOSED = 30
 
 
 def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_depth: int = 4, top_n: int = 200,
-                       seed: int = 0, train_share: float = TIME_TRAIN_SHARE) -> dict:
+                       seed: int = 0, train_share: float = TIME_TRAIN_SHARE,
+                       boosted_depth: int | None = None) -> dict:
     """Train only on deals closed by a past date, rank the deals open on that date, and score the ranking by how
     those deals actually closed since.
 
-    The random hold-out of :func:`run_targeting` asks "does the tree order deals it has not seen"; this asks the
+    The random hold-out of :func:`run_targeting` asks "does the list order deals it has not seen"; this asks the
     question a sales team cares about: had we used the list back then, would its top have held the deals that went
     on to win? Training rows and checked rows are separated in time, so a pattern that only held in the past (or a
     field filled in as deals close) shows up as a weak check.
@@ -1209,11 +1202,14 @@ def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_
     y : array-like of 0/1
         Won (1) or lost (0) per row of ``closed``.
     features : sequence of str
-        The model's input columns.
+        The models' input columns.
     max_depth, top_n, seed
         As for :func:`run_targeting`; the tree is tuned again on the training rows only.
     train_share : float, default 0.7
         The cut-off is the date by which this share of the closed deals had closed.
+    boosted_depth : int, optional
+        The boosted trees' depth (:func:`run_targeting` passes the one its hold-out search chose); searched again
+        on the training rows when not given.
 
     Returns
     -------
@@ -1221,11 +1217,10 @@ def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_
         ``status``: ``"ok"`` or the reason it could not be run (``"no_dates"``, ``"too_few_before"``,
         ``"too_few_after"``). With ``"ok"``: ``cutoff`` (Timestamp), ``n_train``, ``n_checked`` (deals open at the
         cut-off that have closed since; without ``created_at``: every deal closed after it), ``wins_checked``,
-        :func:`evaluate`'s keys for the tree with the logistic baseline, ``top10_wins`` / ``top10_n`` (the best
-        tenth of the checked deals, rounded to whole deals) and ``lift_low`` / ``lift_high`` (95% Wilson interval of
-        the top tenth's win rate over the checked deals' win rate).
+        ``lists`` (:func:`evaluate_lists` of the boosted list, the tree and the baseline on the checked deals) and
+        the boosted list's :func:`evaluate` keys at the top level, with ``tree_auc`` and ``baseline_auc``.
     """
-    y = _y01(y)
+    y = outcome01(y)
     if "closed_at" not in closed.columns or closed["closed_at"].isna().all():
         return {"status": "no_dates"}
     closed_at = pd.to_datetime(closed["closed_at"]).reset_index(drop=True)
@@ -1243,18 +1238,17 @@ def time_ordered_check(closed: pd.DataFrame, y, features: Sequence[str], *, max_
     if after.sum() < MIN_LATER_CLOSED or y_after.sum() in (0, len(y_after)):
         return {"status": "too_few_after", **out}
     X = closed[list(features)].reset_index(drop=True)
-    model = fit_tree(X[before].reset_index(drop=True), y_before, max_depth=max_depth, seed=seed)
-    baseline = fit_baseline(X[before].reset_index(drop=True), y_before, seed)
-    ev = evaluate(model, X[after].reset_index(drop=True), y_after, top_n=top_n, baseline=baseline)
-    k = max(1, round(0.1 * len(y_after)))
-    wins_top = int(round(ev["lift_at_10pct"] * ev["base_rate"] * k))
-    low, high = wilson_interval(np.array([wins_top], float), np.array([k], float))
-    return {"status": "ok", **out, "wins_checked": int(y_after.sum()), **ev, "top10_wins": wins_top,
-            "top10_n": int(k), "lift_low": float(low[0] / ev["base_rate"]), "lift_high": float(high[0] / ev["base_rate"])}
+    X_before, X_after = X[before].reset_index(drop=True), X[after].reset_index(drop=True)
+    models = {"boosted": fit_boosted(X_before, y_before, seed=seed, max_depth=boosted_depth),
+              "tree": fit_tree(X_before, y_before, max_depth=max_depth, seed=seed),
+              "baseline": fit_baseline(X_before, y_before, seed)}
+    lists = evaluate_lists(models, X_after, y_after, top_n=top_n)
+    return {"status": "ok", **out, "wins_checked": int(y_after.sum()), **lists["boosted"], "lists": lists,
+            "tree_auc": lists["tree"]["auc"], "baseline_auc": lists["baseline"]["auc"]}
 
 
 def _later_check_json(check: dict) -> dict:
-    keys = ("n_train", "n_checked", "auc", "baseline_auc", "lift_at_10pct", "lift_low", "lift_high",
+    keys = ("n_train", "n_checked", "auc", "tree_auc", "baseline_auc", "lift_at_10pct", "lift_low", "lift_high",
             "precision_at_top_n", "top_n", "base_rate")
     out = {"status": check["status"], **{k: _json_number(check[k]) for k in keys if k in check}}
     if "cutoff" in check:
@@ -1275,17 +1269,21 @@ class TargetingResult(Result):
     leakage : DataFrame
         :func:`leakage_scan` of the candidates, plus ``removed`` (bool: flagged and not in ``allow``).
     features : list of str
-        The input columns of the model (candidates minus the removed leakage).
+        The input columns of the models (candidates minus the removed leakage).
+    boosted : BoostedModel
+        The boosted trees refitted on every closed deal (above ``FIT_ROWS`` training deals, the hold-out's, already
+        fitted on as many as a refit would take): their calibrated chances order :attr:`targets`.
     model : TreeModel
-        The tuned tree refitted on every closed deal: its rules and scores are the ones reported.
-    holdout_model : TreeModel
-        The tree tuned and fitted on the training split only, the one :attr:`evaluation` measures.
-    baseline : Pipeline
-        :func:`fit_baseline` on the training split.
+        The tuned tree refitted on every closed deal: each deal's rule and segment.
+    holdout_boosted, holdout_model, baseline
+        The boosted trees, the tree and the logistic baseline fitted on the training split only: the lists
+        :attr:`evaluations` measures.
+    evaluations : dict
+        :func:`evaluate_lists` of the three on the test split (``boosted``, ``tree``, ``baseline``).
     evaluation : dict
-        :func:`evaluate` of ``holdout_model`` on the test split, with the baseline's keys.
-    baseline_evaluation : dict
-        :func:`evaluate` of the baseline on the same test split.
+        ``evaluations["boosted"]``: the list's own measures.
+    comparison : DataFrame
+        :func:`list_comparison` of the hold-out and the time-ordered check.
     rules : DataFrame
         :func:`tree_rules` of ``model`` on every closed deal.
     nodes : DataFrame
@@ -1302,11 +1300,13 @@ class TargetingResult(Result):
     candidates: pd.DataFrame
     leakage: pd.DataFrame
     features: list[str]
+    boosted: BoostedModel
     model: TreeModel
+    holdout_boosted: BoostedModel
     holdout_model: TreeModel
     baseline: Pipeline
-    evaluation: dict
-    baseline_evaluation: dict
+    evaluations: dict
+    comparison: pd.DataFrame
     rules: pd.DataFrame
     nodes: pd.DataFrame
     targets: pd.DataFrame
@@ -1317,22 +1317,22 @@ class TargetingResult(Result):
     title = "targeting"
 
     @property
+    def evaluation(self) -> dict:
+        return self.evaluations["boosted"]
+
+    @property
     def summary(self) -> pd.DataFrame:
-        """The list's quality: each measure on the held-out deals for the tree and the logistic baseline, and on
-        the deals that closed after the time-ordered check's cut-off."""
-        e, later = self.evaluation, self.later_check
-        keys = ("auc", "pr_auc", "precision_at_top_n", "lift_at_10pct")
-        base = e.get("baseline", {})
-        return pd.DataFrame({"measure": list(keys), "tree": [e.get(k) for k in keys],
-                             "baseline": [base.get(k) for k in keys],
-                             "later_check": [later.get(k) for k in keys]})
+        """The lists side by side: each measure of the boosted list, the tree alone and the logistic baseline, on
+        the held-out deals and on the deals that closed after the time-ordered check's cut-off."""
+        return self.comparison
 
     @property
     def outputs(self) -> dict[str, pd.DataFrame | dict]:
-        """``targets.csv`` (DESIGN's columns first), ``targeting_metrics.json``, the leaf rules and the leakage
-        scan."""
+        """``targets.csv`` (DESIGN's columns first), ``targeting_metrics.json``, the leaf rules, the leakage scan
+        and the comparison of the lists."""
         return {"targets.csv": self.targets, "targeting_metrics.json": self.metrics,
-                "targeting_rules.csv": self.rules, "targeting_leakage.csv": self.leakage}
+                "targeting_rules.csv": self.rules, "targeting_leakage.csv": self.leakage,
+                "targeting_comparison.csv": self.comparison}
 
 
 def _open_rows(opportunities: pd.DataFrame, outcome: str) -> pd.DataFrame:
@@ -1345,10 +1345,11 @@ def _open_rows(opportunities: pd.DataFrame, outcome: str) -> pd.DataFrame:
 def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features: Sequence[str] = (),
                   exclude: Sequence[str] = (), drop_columns: Sequence[str] = (), allow: Sequence[str] = (),
                   max_depth: int = 4, top_n: int = 200, seed: int = 0, test_share: float = 0.25,
-                  next_actions: Mapping[str, str] | None = None,
-                  rule_words: Mapping[str, str] | None = None) -> TargetingResult:
-    """Candidates -> leakage guard -> stratified split -> tuned tree and baseline -> test metrics -> refit on all
-    closed deals -> rules -> ranked open deals.
+                  next_actions: Mapping[str, str] | None = None, rule_words: Mapping[str, str] | None = None,
+                  driver_words: Mapping[str, str] | None = None) -> TargetingResult:
+    """Candidates -> leakage guard -> stratified split -> boosted trees, tuned tree and baseline -> the three
+    lists measured on the test split -> boosted trees and tree refitted on all closed deals -> rules -> open deals
+    ranked by the boosted chance, each with its rule and drivers -> the time-ordered check.
 
     Parameters
     ----------
@@ -1369,6 +1370,8 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
         Stage -> action text for the target list.
     rule_words : mapping, optional
         :func:`tree_rules`'s ``words`` (the report's language).
+    driver_words : mapping, optional
+        :func:`~funnel_lab.analysis.boosting.drivers_text`'s ``words`` (the report's language).
 
     Returns
     -------
@@ -1413,18 +1416,25 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
     X, y_s = closed[used].reset_index(drop=True), pd.Series(y)
     X_train, X_test, y_train, y_test = train_test_split(X, y_s, test_size=test_share, stratify=y,
                                                         random_state=seed)
-    holdout = fit_tree(X_train, y_train, max_depth=max_depth, seed=seed)
-    baseline = fit_baseline(X_train, y_train, seed)
-    evaluation = evaluate(holdout, X_test, y_test, top_n=top_n, baseline=baseline)
-    final = _refit(holdout, X, y, seed=seed)
+    holdout = {"boosted": fit_boosted(X_train, y_train, seed=seed),
+               "tree": fit_tree(X_train, y_train, max_depth=max_depth, seed=seed),
+               "baseline": fit_baseline(X_train, y_train, seed)}
+    evaluations = evaluate_lists(holdout, X_test, y_test, top_n=top_n)
+    boosted = refit_boosted(holdout["boosted"], X, y, seed=seed)
+    final = _refit(holdout["tree"], X, y, seed=seed)
     rules = tree_rules(final, X, y, words=rule_words)
-    targets = score_open(final, rules, open_frame, next_actions=next_actions)
-    later = time_ordered_check(closed, y, used, max_depth=max_depth, top_n=top_n, seed=seed)
-    metrics = {**targeting_metrics(evaluation, final, top_n=top_n), "later_check": _later_check_json(later)}
-    return TargetingResult(candidates=left_out, leakage=leak, features=used, model=final, holdout_model=holdout,
-                           baseline=baseline, evaluation=evaluation, baseline_evaluation=evaluation["baseline"],
-                           rules=rules, nodes=tree_nodes(final, X, y, words=rule_words), targets=targets, metrics=metrics, later_check=later,
-                           n_closed=n_closed, n_open=len(open_frame))
+    targets = score_open(final, rules, open_frame, boosted=boosted, next_actions=next_actions,
+                         driver_words=driver_words)
+    later = time_ordered_check(closed, y, used, max_depth=max_depth, top_n=top_n, seed=seed,
+                               boosted_depth=holdout["boosted"].best_params["max_depth"])
+    checks = {"holdout": evaluations, **({"later": later["lists"]} if later["status"] == "ok" else {})}
+    metrics = {**targeting_metrics(evaluations, boosted, final, top_n=top_n), "later_check": _later_check_json(later)}
+    return TargetingResult(candidates=left_out, leakage=leak, features=used, boosted=boosted, model=final,
+                           holdout_boosted=holdout["boosted"], holdout_model=holdout["tree"],
+                           baseline=holdout["baseline"], evaluations=evaluations,
+                           comparison=list_comparison(checks), rules=rules, nodes=tree_nodes(final, X, y, words=rule_words),
+                           targets=targets, metrics=metrics, later_check=later, n_closed=n_closed,
+                           n_open=len(open_frame))
 
 
 def _known_outcome(opportunities: pd.DataFrame, outcome: str) -> pd.Series:
@@ -1462,4 +1472,5 @@ def analyse_targeting(p) -> TargetingResult:
     return run_targeting(p.opportunities, outcome=c.outcome, features=c.features, exclude=c.exclude,
                          drop_columns=p.params.cleaning.drop_columns, allow=c.allow, max_depth=c.max_depth,
                          top_n=c.top_n, seed=c.seed, next_actions=c.next_actions,
-                         rule_words={k: t(f"tg.rule.{k}", p.params.language) for k in RULE_WORDS})
+                         rule_words={k: t(f"tg.rule.{k}", p.params.language) for k in RULE_WORDS},
+                         driver_words={k: t(f"tg.driver.{k}", p.params.language) for k in DRIVER_WORDS})

@@ -264,12 +264,15 @@ def plot_residuals(fitted: pd.Series, residuals: pd.Series, *, title: str = "") 
 
 def plot_gains(gains: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
                ax: Axes | None = None) -> Axes:
-    """Cumulative gains: the share of wins found when working the list from the top, against working at random."""
-    names = {"model": "tree", "baseline": "logistic baseline", "random": "random"} | (labels or {})
+    """Cumulative gains: the share of wins found when working each list from the top, against working at random.
+
+    ``gains`` holds ``share_contacted``, one column per list and ``random`` (:func:`~funnel_lab.analysis.targeting.
+    gains_table`); ``labels`` names the columns in the legend (the first list is drawn strongest)."""
+    lists = [c for c in gains.columns if c not in ("share_contacted", "random")]
+    names = {c: c for c in gains.columns} | (labels or {})
     ax = _axes(ax, height=3.8)
-    ax.plot(gains["share_contacted"], gains["share_of_wins_found"], color="#4c72b0", lw=2, label=names["model"])
-    if "baseline" in gains:
-        ax.plot(gains["share_contacted"], gains["baseline"], color="#dd8452", lw=1.5, label=names["baseline"])
+    for i, (col, color) in enumerate(zip(lists, ("#4c72b0", "#55a868", "#dd8452", "#8172b3"))):
+        ax.plot(gains["share_contacted"], gains[col], color=color, lw=2 if i == 0 else 1.3, label=names[col])
     ax.plot(gains["share_contacted"], gains["random"], color="#999999", lw=1, ls="--", label=names["random"])
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
