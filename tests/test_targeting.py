@@ -360,7 +360,11 @@ def test_the_list_is_ordered_by_the_boosted_chance_with_the_tree_leaf_beside_it(
     t = res.targets
     opened = planted[planted["status"] == "open"]
     assert list(t.columns[:4]) == TARGET_COLUMNS and len(t) == len(opened) == res.n_open
-    assert list(t.columns) == TARGET_COLUMNS + ["drivers", "segment_win_rate", "leaf", "stage", "next_action"]
+    assert list(t.columns) == TARGET_COLUMNS + ["drivers", "segment_win_rate", "uplift", "action_helps", "leaf",
+                                                "stage", "next_action"]
+    # no experiment in these params: no uplift, nothing marked, and the metrics say why
+    assert t["uplift"].isna().all() and not t["action_helps"].any()
+    assert res.uplift is None and res.metrics["uplift"] == {"status": "no_experiment"}
     assert t["rank"].tolist() == list(range(1, len(t) + 1))
     assert t["probability"].is_monotonic_decreasing
     for _, block in t.groupby("probability"):
@@ -390,7 +394,7 @@ def test_the_list_is_ordered_by_the_boosted_chance_with_the_tree_leaf_beside_it(
     assert json.dumps(res.metrics, allow_nan=False) == json.dumps(again.metrics, allow_nan=False)
     # the planted deals have no close dates: no time-ordered check, and the metrics say so
     assert {**targeting_metrics(res.evaluations, res.boosted, res.model, top_n=200),
-            "later_check": {"status": "no_dates"}} == res.metrics
+            "later_check": {"status": "no_dates"}, "uplift": {"status": "no_experiment"}} == res.metrics
     assert res.comparison["check"].unique().tolist() == ["holdout"]
     # tree_features_used: the input columns behind the encoded features of the tree's internal nodes
     tree = res.model.tree.tree_

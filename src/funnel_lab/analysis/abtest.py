@@ -14,7 +14,7 @@ from statsmodels.stats.multitest import multipletests
 from ..data.schemas import canonical_columns
 from ..errors import ParamsError, did_you_mean
 from ..result import Result
-from .stats import two_proportion_test, wilson_interval
+from .stats import newcombe_interval, two_proportion_test, wilson_interval
 
 #: The exclusion rules of :func:`clean_assignment`, in the order they are applied.
 RULES = ("missing_assignment", "assignment_mismatch", "multiple_variants", "repeated_unit")
@@ -281,23 +281,13 @@ def _binary_counts(units: pd.DataFrame, control: str, column: str = "converted")
                          "conversions": x[order], "missing": (size - n)[order].astype("int64")})
 
 
-def _newcombe(x1, n1, x0, n0, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Newcombe's hybrid score interval of p1 - p0 (his method 10), built from the two Wilson intervals."""
-    l1, u1 = wilson_interval(x1, n1, alpha=alpha)
-    l0, u0 = wilson_interval(x0, n0, alpha=alpha)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p1, p0 = np.asarray(x1, float) / np.asarray(n1, float), np.asarray(x0, float) / np.asarray(n0, float)
-    d = p1 - p0
-    return d - np.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
-
-
 def _two_proportions(x1: int, n1: int, x0: int, n0: int, alpha: float) -> dict[str, float | str]:
     """All the frequentist comparisons of treatment (x1 of n1) with control (x0 of n0)."""
     out: dict[str, float | str] = {}
     nan = math.nan
     p1, p0 = (x1 / n1 if n1 else nan), (x0 / n0 if n0 else nan)
     out["diff"] = p1 - p0
-    lo, hi = _newcombe(x1, n1, x0, n0, alpha)
+    lo, hi = newcombe_interval(x1, n1, x0, n0, alpha=alpha)
     out["diff_ci_low"], out["diff_ci_high"] = float(lo), float(hi)
     z_crit = stats.norm.ppf(1 - alpha / 2)
     if x1 > 0 and x0 > 0:

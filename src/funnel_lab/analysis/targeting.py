@@ -46,6 +46,7 @@ from .boosting import BoostedModel, DRIVER_WORDS, drivers_text, fit_boosted, ref
 from .model_inputs import as_float, as_text, column_kind, integer_columns, outcome01, split_kinds
 from .regression import analysis_frame
 from .stats import wilson_interval
+from .uplift import UpliftModel, enough_units, experiment_deals, fit_uplift
 
 __all__ = ["CANDIDATE_REASONS", "LEAKAGE_REASONS", "LISTS", "MIN_CLOSED", "TARGET_COLUMNS", "TargetingResult",
            "TreeModel", "candidate_features", "evaluate", "evaluate_lists", "fit_baseline", "fit_tree", "gains_table",
@@ -1052,7 +1053,8 @@ def tree_nodes(model: TreeModel, X_train: pd.DataFrame, y_train, *,
 # -------------------------------------------------------------------------------------------------- 6. targets
 
 def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, *, id_col: str = "opportunity_id",
-               boosted: BoostedModel | None = None, next_actions: Mapping[str, str] | None = None,
+               boosted: BoostedModel | None = None, uplift: UpliftModel | None = None,
+               next_actions: Mapping[str, str] | None = None,
                driver_words: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The open deals, best first: ``targets.csv``.
 
@@ -1068,6 +1070,9 @@ def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, 
     boosted : BoostedModel, optional
         The model whose calibrated chances order the list, and whose drivers are named for the first
         :data:`DRIVER_ROWS` deals. Without it the list is the tree's alone (ordered by the leaf's win rate).
+    uplift : UpliftModel, optional
+        The uplift model of an experiment on the deals: each deal's expected change from the action (``uplift``),
+        and ``action_helps`` where it is at least the held-out top tenth's and the model passed its check.
     next_actions : mapping, optional
         Stage -> the action to take (text given by the caller, in the report language).
     driver_words : mapping, optional
@@ -1076,13 +1081,15 @@ def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, 
     Returns
     -------
     DataFrame
-        ``opportunity_id, probability, rank, rule, drivers, segment_win_rate, leaf, stage, next_action``, sorted by
+        ``opportunity_id, probability, rank, rule, drivers, segment_win_rate, uplift, action_helps, leaf, stage,
+        next_action``, sorted by
         rank. ``probability`` is the boosted model's calibrated chance (without it, the leaf's win rate);
         ``segment_win_rate`` the training win rate of the deal's leaf, whose ``rule`` says which segment it is in
         (the leaf's observed win rate, not the tree's ``predict_proba``, which ``class_weight="balanced"`` inflates
         towards the rarer outcome). ``rank`` 1..n: highest probability first, ties broken by ``opportunity_id``.
         ``drivers``: the columns that raise or lower the deal's chance most (""  below the first
-        :data:`DRIVER_ROWS` deals and without ``boosted``). ``stage`` is ``crm_stage`` (empty when absent);
+        :data:`DRIVER_ROWS` deals and without ``boosted``); ``uplift`` NaN and ``action_helps`` False without an
+        uplift model. ``stage`` is ``crm_stage`` (empty when absent);
         ``next_action`` the action mapped to it ("" when unmapped).
     """
     if id_col not in open_frame.columns:
@@ -1100,6 +1107,8 @@ def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, 
         "rule": pd.Series(leaves).map(by_leaf["rule"]).astype("str").to_numpy(),
         "drivers": "",
         "segment_win_rate": segment_rate,
+        "uplift": np.nan if uplift is None else uplift.predict_uplift(open_frame).to_numpy(),
+        "action_helps": False,
         "leaf": leaves.astype("int64"),
         "stage": stage.to_numpy(),
         "next_action": [actions.get(s, "") if isinstance(s, str) else "" for s in stage.to_numpy()],
@@ -1108,6 +1117,8 @@ def score_open(model: TreeModel, rules: pd.DataFrame, open_frame: pd.DataFrame, 
     out = out.sort_values(["probability", "opportunity_id"], ascending=[False, True], na_position="last",
                           kind="stable").reset_index(drop=True)
     out.insert(2, "rank", np.arange(1, len(out) + 1, dtype="int64"))
+    if uplift is not None and uplift.validated:
+        out["action_helps"] = (out["uplift"] >= uplift.threshold).to_numpy()
     if boosted is not None and len(out):
         top = out["_row"].to_numpy()[:DRIVER_ROWS]
         explained = open_frame.iloc[top][boosted.input_columns].reset_index(drop=True)
@@ -1294,6 +1305,12 @@ class TargetingResult(Result):
         :func:`targeting_metrics`, with ``later_check`` (the time-ordered check's numbers).
     later_check : dict
         :func:`time_ordered_check`.
+    uplift : UpliftModel or None
+        Who the experiment's action helps (:func:`~funnel_lab.analysis.uplift.fit_uplift`), when the params carry
+        an A/B test whose units are the deals.
+    uplift_check : dict
+        ``status`` (``ok``, ``no_experiment``, ``not_deals``: under half of its units are deals, ``not_two_arms``,
+        ``too_few``) and the counts of :func:`~funnel_lab.analysis.uplift.experiment_deals`.
     n_closed, n_open : int
     """
 
@@ -1314,6 +1331,8 @@ class TargetingResult(Result):
     later_check: dict
     n_closed: int
     n_open: int
+    uplift: UpliftModel | None = None
+    uplift_check: dict = field(default_factory=lambda: {"status": "no_experiment"})
     title = "targeting"
 
     @property
@@ -1346,7 +1365,8 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
                   exclude: Sequence[str] = (), drop_columns: Sequence[str] = (), allow: Sequence[str] = (),
                   max_depth: int = 4, top_n: int = 200, seed: int = 0, test_share: float = 0.25,
                   next_actions: Mapping[str, str] | None = None, rule_words: Mapping[str, str] | None = None,
-                  driver_words: Mapping[str, str] | None = None) -> TargetingResult:
+                  driver_words: Mapping[str, str] | None = None, experiment: pd.DataFrame | None = None,
+                  control: str | None = None, treatment: str | None = None) -> TargetingResult:
     """Candidates -> leakage guard -> stratified split -> boosted trees, tuned tree and baseline -> the three
     lists measured on the test split -> boosted trees and tree refitted on all closed deals -> rules -> open deals
     ranked by the boosted chance, each with its rule and drivers -> the time-ordered check.
@@ -1372,6 +1392,12 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
         :func:`tree_rules`'s ``words`` (the report's language).
     driver_words : mapping, optional
         :func:`~funnel_lab.analysis.boosting.drivers_text`'s ``words`` (the report's language).
+    experiment : DataFrame, optional
+        An A/B test's units, one row each (``unit_id``, ``variant``, ``converted``: ``clean_assignment``'s
+        ``units``). When most of its units are deals and it has two arms, an uplift model says which open deals
+        the action is expected to change (``uplift``, ``action_helps`` in the list).
+    control, treatment : str, optional
+        The experiment's two variants.
 
     Returns
     -------
@@ -1423,18 +1449,47 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
     boosted = refit_boosted(holdout["boosted"], X, y, seed=seed)
     final = _refit(holdout["tree"], X, y, seed=seed)
     rules = tree_rules(final, X, y, words=rule_words)
-    targets = score_open(final, rules, open_frame, boosted=boosted, next_actions=next_actions,
+    uplift, uplift_check = _uplift(experiment, opportunities, used, control=control, treatment=treatment, seed=seed)
+    targets = score_open(final, rules, open_frame, boosted=boosted, uplift=uplift, next_actions=next_actions,
                          driver_words=driver_words)
     later = time_ordered_check(closed, y, used, max_depth=max_depth, top_n=top_n, seed=seed,
                                boosted_depth=holdout["boosted"].best_params["max_depth"])
     checks = {"holdout": evaluations, **({"later": later["lists"]} if later["status"] == "ok" else {})}
-    metrics = {**targeting_metrics(evaluations, boosted, final, top_n=top_n), "later_check": _later_check_json(later)}
+    metrics = {**targeting_metrics(evaluations, boosted, final, top_n=top_n), "later_check": _later_check_json(later),
+               "uplift": _uplift_json(uplift_check, uplift, targets)}
     return TargetingResult(candidates=left_out, leakage=leak, features=used, boosted=boosted, model=final,
                            holdout_boosted=holdout["boosted"], holdout_model=holdout["tree"],
                            baseline=holdout["baseline"], evaluations=evaluations,
                            comparison=list_comparison(checks), rules=rules, nodes=tree_nodes(final, X, y, words=rule_words),
                            targets=targets, metrics=metrics, later_check=later, n_closed=n_closed,
-                           n_open=len(open_frame))
+                           n_open=len(open_frame), uplift=uplift, uplift_check=uplift_check)
+
+
+def _uplift(experiment: pd.DataFrame | None, opportunities: pd.DataFrame, features: Sequence[str], *,
+            control: str | None, treatment: str | None, seed: int) -> tuple[UpliftModel | None, dict]:
+    """The uplift model of an experiment on the deals, or None with the reason (``uplift_check``)."""
+    if experiment is None or control is None:
+        return None, {"status": "no_experiment"}
+    if treatment is None:
+        return None, {"status": "not_two_arms"}
+    frame, counts = experiment_deals(experiment, opportunities, features, control=control, treatment=treatment)
+    if counts["matched"] < 0.5 * counts["units"]:
+        return None, {"status": "not_deals", **counts}
+    if not enough_units(frame):
+        return None, {"status": "too_few", **counts}
+    return fit_uplift(frame, features, seed=seed), {"status": "ok", **counts, "control": control,
+                                                    "treatment": treatment}
+
+
+def _uplift_json(check: dict, model: UpliftModel | None, targets: pd.DataFrame) -> dict:
+    out = {k: (v if isinstance(v, str) else _json_number(v)) for k, v in check.items()}
+    if model is not None:
+        h = model.holdout
+        out.update({"validated": model.validated, "holdout_units": h["n"], "qini_area": _json_number(h["qini_area"]),
+                    "overall": {k: _json_number(v) for k, v in h["overall"].items()},
+                    "top_tenth": {k: _json_number(v) for k, v in h["top_tenth"].items()},
+                    "marked": int(targets["action_helps"].sum())})
+    return out
 
 
 def _known_outcome(opportunities: pd.DataFrame, outcome: str) -> pd.Series:
@@ -1469,8 +1524,18 @@ def analyse_targeting(p) -> TargetingResult:
 
     c = p.params.targeting
     enough_outcomes(p.opportunities, c.outcome)  # an outcome that is no 0/1 column is named as the params key
+    experiment = control = treatment = None
+    if p.params.data.experiment is not None:
+        from .abtest import choose_control, clean_assignment
+
+        experiment = clean_assignment(p.cleaned_table("experiment").data).units
+        variants = sorted(map(str, experiment["variant"].dropna().unique()))
+        control = choose_control(variants, p.params.ab_test.control)
+        others = [v for v in variants if v != control]
+        treatment = others[0] if len(others) == 1 else None
     return run_targeting(p.opportunities, outcome=c.outcome, features=c.features, exclude=c.exclude,
                          drop_columns=p.params.cleaning.drop_columns, allow=c.allow, max_depth=c.max_depth,
                          top_n=c.top_n, seed=c.seed, next_actions=c.next_actions,
                          rule_words={k: t(f"tg.rule.{k}", p.params.language) for k in RULE_WORDS},
-                         driver_words={k: t(f"tg.driver.{k}", p.params.language) for k in DRIVER_WORDS})
+                         driver_words={k: t(f"tg.driver.{k}", p.params.language) for k in DRIVER_WORDS},
+                         experiment=experiment, control=control, treatment=treatment)

@@ -55,6 +55,8 @@ _SEGMENT_EFFECTS = {"Mid-Market": -0.2, "Enterprise": -0.45}
 
 _P_CONTROL = 0.10
 _P_TREATMENT = 0.12
+#: Points the demo experiment's call script takes from the chance of a deal that does not respond to it.
+_HURT = 0.02
 
 _OUTCOME_VARIANTS = {
     "won": ("won", "WON", "赢单"),
@@ -627,13 +629,23 @@ def _dirty_opportunities(rng: np.random.Generator, truth: pd.DataFrame, pool: pd
     return file, dirt
 
 
-def _experiment(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, dict]:
-    """An A/B test whose revenue is zero-inflated and tracks pre-period spend."""
+def _experiment(rng: np.random.Generator, truth: pd.DataFrame, n_units: int) -> tuple[pd.DataFrame, dict]:
+    """An A/B test of a call script on deals, whose revenue is zero-inflated and tracks pre-period spend, and whose
+    effect is planted in some deals only (the responders: the script works where there has been no demo yet,
+    outside SMB).
+
+    The units are ``n_units`` distinct deals of ``truth``, with their own segment. The script adds the same number
+    of points to every responder's chance and takes :data:`_HURT` points from everyone else's, so that each arm's
+    conversion rate stays p_arm on average: used on everyone it helps a little, used on the responders a lot."""
     # A minority of habitual buyers both spent before and converts more; their
-    # weights average exactly 1, so each arm's conversion rate stays p_arm.
+    # weights average exactly 1, so the control arm's conversion rate stays p_control.
     habit_share, habit_lift = 0.10, 7.0
     other_lift = (1.0 - habit_share * habit_lift) / (1.0 - habit_share)
-    segment = rng.choice(_SEGMENTS, n_units, p=_SEGMENT_P)
+    deal = np.sort(rng.choice(len(truth), n_units, replace=False))
+    segment = truth["segment"].to_numpy()[deal]
+    responder = (segment != "SMB") & ~truth["demo"].to_numpy(dtype=bool)[deal]
+    effect = (_P_TREATMENT - _P_CONTROL + _HURT * (1 - responder.mean())) / responder.mean()
+    change = np.where(responder, effect, -_HURT)
     treated = rng.random(n_units) < 0.5
     habitual = rng.random(n_units) < habit_share
     lift = np.where(habitual, habit_lift, other_lift)
@@ -642,13 +654,13 @@ def _experiment(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, d
     bought_before = rng.random(n_units) < np.where(habitual, 0.95, 0.03)
     pre_value = np.round(bought_before * spend * np.exp(rng.normal(0.0, 0.25, n_units)), 2)
     value_noise = np.exp(rng.normal(0.0, 0.25, n_units))
-    converted = rng.random(n_units) < np.where(treated, _P_TREATMENT, _P_CONTROL) * lift
+    converted = rng.random(n_units) < _P_CONTROL * lift + treated * change
     value = np.round(converted * spend * value_noise, 2)
     start = _seconds_since_start(np.datetime64("2026-03-01"))
     end = _seconds_since_start(np.datetime64("2026-05-01")) - 1
     assigned = rng.integers(start, end + 1, n_units)
     units = pd.DataFrame({
-        "unit_id": [f"L-{i:06d}" for i in range(1, n_units + 1)],
+        "unit_id": truth["opportunity_id"].to_numpy()[deal],
         "variant": np.where(treated, "script_B", "script_A"),
         "converted": converted.astype(int),
         "value": value,
@@ -665,7 +677,7 @@ def _experiment(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, d
     multi = units.iloc[multi_rows].copy()
     other_treated = ~treated[multi_rows]
     multi["variant"] = np.where(other_treated, "script_B", "script_A")
-    multi_converted = rng.random(len(multi_rows)) < np.where(other_treated, _P_TREATMENT, _P_CONTROL) * lift[multi_rows]
+    multi_converted = rng.random(len(multi_rows)) < _P_CONTROL * lift[multi_rows] + other_treated * change[multi_rows]
     multi["converted"] = multi_converted.astype(int)
     multi["value"] = np.round(multi_converted * spend[multi_rows] * np.exp(rng.normal(0.0, 0.25, len(multi_rows))), 2)
     multi["assigned_seconds"] = np.minimum(end, multi["assigned_seconds"] + rng.integers(3600, 5 * 86_400, len(multi_rows)))
@@ -690,6 +702,11 @@ def _experiment(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, d
         "duplicate_unit_ids": units["unit_id"].to_numpy()[dup_rows].tolist(),
         "multi_variant_unit_ids": units["unit_id"].to_numpy()[multi_rows].tolist(),
         "value_pre_value_correlation": round(float(np.corrcoef(value, pre_value)[0, 1]), 4),
+        "units": "opportunities",
+        "responders": {"rule": "segment != SMB and demo = no", "effect": round(float(effect), 10),
+                       "effect_on_others": -_HURT,
+                       "share": round(float(responder.mean()), 10),
+                       "unit_ids": units["unit_id"].to_numpy()[responder].tolist()},
         "note": "n_control/n_treatment count each unit once, in its first assigned variant",
     }
     return table, facts
@@ -909,7 +926,7 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     truth_table, pool = _build_truth(rng, rows)
     history, history_facts = _stage_history(rng, truth_table, np.random.default_rng([seed, 1]))
     opportunities, dirt = _dirty_opportunities(rng, truth_table, pool)
-    experiment, experiment_facts = _experiment(rng, rows // 2)
+    experiment, experiment_facts = _experiment(rng, truth_table, rows // 2)
     # Its own generator: drawing from ``rng`` would have changed every table built after it.
     activities, activity_facts = _activities(np.random.default_rng([seed, 2]), truth_table)
 

@@ -281,6 +281,22 @@ def plot_gains(gains: pd.DataFrame, *, labels: dict[str, str] | None = None, tit
     return ax
 
 
+def plot_qini(qini: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
+              ax: Axes | None = None) -> Axes:
+    """The Qini curve: extra conversions from the action when the deals the model ranks first get it, against
+    giving it at random (:func:`~funnel_lab.analysis.uplift.qini_curve`)."""
+    names = {"incremental": "model", "random": "random"} | (labels or {})
+    ax = _axes(ax, height=3.6)
+    ax.plot(qini["share_targeted"], qini["incremental"], color="#4c72b0", lw=2, label=names["incremental"])
+    ax.plot(qini["share_targeted"], qini["random"], color="#999999", lw=1, ls="--", label=names["random"])
+    ax.axhline(0, color="#cccccc", lw=0.8)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.legend(frameon=False, loc="lower right")
+    ax.set_title(title, loc="left")
+    return ax
+
+
 def plot_tree_diagram(nodes: pd.DataFrame, *, yes: str = "yes", no: str = "no", deals: str = "deals") -> plt.Figure:
     """The decision tree as boxes: each split's question, each leaf's win rate and size, coloured by win rate.
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..analysis import targeting as tg
+from ..analysis.uplift import MIN_PER_ARM
 from ..i18n import format_number, format_percent, t
-from .plots import plot_calibration, plot_gains, plot_tree_diagram
+from .plots import plot_calibration, plot_gains, plot_qini, plot_tree_diagram
 
 #: Hold-out AUCs closer than this are reported as ranking alike (about the noise of a few thousand test deals).
 AUC_TIE = 0.005
@@ -37,6 +38,13 @@ def summary_sentences(r: tg.TargetingResult, lang: str) -> list[str]:
     if later["status"] == "ok":
         out.append(t("tg.summary_later", lang, cutoff=later["cutoff"].strftime("%Y-%m-%d"),
                      lift=num(later["lift_at_10pct"], 1), low=num(later["lift_low"], 1), high=num(later["lift_high"], 1)))
+    if r.uplift is not None:
+        top, marked = r.uplift.holdout["top_tenth"], int(r.targets["action_helps"].sum())
+        key = "tg.summary_uplift" if r.uplift.validated else "tg.summary_uplift_unproven"
+        out.append(t(key, lang, action=r.uplift_check["treatment"], uplift=format_percent(top["uplift"], lang),
+                     low=format_percent(top["low"], lang), high=format_percent(top["high"], lang),
+                     overall=format_percent(r.uplift.holdout["overall"]["uplift"], lang),
+                     marked=format_number(marked, lang)))
     if len(r.rules):
         best = r.rules.iloc[0]
         out.append(t("tg.summary_best_rule", lang, rule=best["rule"], rate=format_percent(best["win_rate"], lang),
@@ -53,9 +61,13 @@ def show_targets(run, r: tg.TargetingResult) -> None:
     run.say("tg.list_note", n=format_number(run.params.targeting.top_n, run.lang),
             drivers=format_number(tg.DRIVER_ROWS, run.lang))
     cols = ["rank", "opportunity_id", "probability", "stage", "next_action", "drivers", "rule"]
+    if r.uplift is not None and r.uplift.validated:
+        cols.insert(3, "action_helps")
     labels = run.stage_labels()
     shown = r.targets[cols].head(25)
     shown = shown.assign(stage=shown["stage"].map(lambda s: labels.get(s, s) if isinstance(s, str) else s))
+    if "action_helps" in shown:
+        shown = shown.assign(action_helps=shown["action_helps"].map(lambda v: run.t("tg.rule.yes") if v else ""))
     run.table(shown, labels={c: f"col.{c}" for c in cols}, percent=("probability",))
 
 
@@ -123,3 +135,28 @@ def show_later_check(run, r: tg.TargetingResult) -> None:
             low=format_number(c["lift_low"], run.lang, digits=1), high=format_number(c["lift_high"], run.lang, digits=1))
     _show_measures(run, c["lists"])
     run.say("tg.later_caveat", cutoff=c["cutoff"].strftime("%Y-%m-%d"))
+
+
+def show_uplift(run, r: tg.TargetingResult) -> None:
+    """Who the experiment's action helps: the uplift on held-out deals, the Qini curve, the deals marked."""
+    c = r.uplift_check
+    if c["status"] == "no_experiment":
+        return
+    run.heading("tg.uplift")
+    if r.uplift is None:
+        run.say(f"tg.uplift_skipped.{c['status']}", units=format_number(c.get("units", 0), run.lang),
+                matched=format_number(c.get("matched", 0), run.lang), min=format_number(MIN_PER_ARM, run.lang))
+        return
+    h = r.uplift.holdout
+    top, overall = h["top_tenth"], h["overall"]
+    run.say("tg.uplift_note", action=c["treatment"], control=c["control"], n=format_number(c["matched"], run.lang),
+            held=format_number(h["n"], run.lang), overall=run.percent(overall["uplift"]),
+            overall_low=run.percent(overall["low"]), overall_high=run.percent(overall["high"]),
+            top=format_number(top["n"], run.lang), treated=run.percent(top["rate_treated"]),
+            untreated=run.percent(top["rate_control"]), uplift=run.percent(top["uplift"]),
+            low=run.percent(top["low"]), high=run.percent(top["high"]))
+    run.figure(plot_qini(h["qini"], title=run.t("tg.qini_chart"),
+                         labels={"incremental": run.t("tg.qini_model"), "random": run.t("tg.random")}))
+    marked = int(r.targets["action_helps"].sum())
+    run.say("tg.uplift_marked" if r.uplift.validated else "tg.uplift_unproven", marked=format_number(marked, run.lang),
+            action=c["treatment"], threshold=run.percent(r.uplift.threshold))
