@@ -11,6 +11,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 import funnel_lab.analysis.boosting as bo
+from funnel_lab.analysis.model_inputs import stratified_sample
+from funnel_lab.errors import ParamsError
 
 
 def _deals(n: int = 3000, seed: int = 4) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -90,7 +92,7 @@ def test_above_fit_rows_the_model_is_fitted_on_a_stratified_sample(deals, monkey
     monkeypatch.setattr(bo, "TUNING_ROWS", 800)
     small = bo.fit_boosted(X, y, seed=2)
     assert (small.n_train, small.n_fit) == (len(X), 1000)
-    keep = bo._stratified_sample(len(X), y, 1000, 2)
+    keep = stratified_sample(len(X), y, 1000, 2)
     assert np.bincount(y[keep]).tolist() == pytest.approx(np.bincount(y) * 1000 / len(X), abs=1)
 
 
@@ -131,9 +133,14 @@ def test_the_strongest_drivers_are_the_planted_ones_in_words(deals, model):
     tiny = drivers.iloc[[gap]].assign(**{c: 0.0 for c in X.columns}).assign(meetings=0.2)
     assert bo.drivers_text(tiny, X.iloc[[gap]]).item() == "meetings is missing (+20 pts)"
     assert bo.drivers_text(tiny * 0.001, X.iloc[[gap]]).item() == ""
+    # numbers read as the rules write them: about three significant digits, whole units kept
+    amounts = pd.DataFrame({"amount": [1234.6, 0.04562, 3.0]})
+    moved = pd.DataFrame({"amount": [0.1, -0.1, 0.1]})
+    assert bo.drivers_text(moved, amounts).tolist() == ["amount = 1235 (+10 pts)", "amount = 0.0456 (-10 pts)",
+                                                        "amount = 3 (+10 pts)"]
 
 
 def test_too_few_of_an_outcome_is_refused(deals):
     X, y, _ = deals
-    with pytest.raises(Exception, match="at least 2 rows of each outcome"):
+    with pytest.raises(ParamsError, match="at least 2 rows of each outcome"):
         bo.fit_boosted(X.iloc[:20], np.r_[1, np.zeros(19, int)])

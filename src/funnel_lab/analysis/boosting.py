@@ -17,12 +17,12 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from ..errors import ParamsError
-from .model_inputs import as_float, as_text, column_kind, outcome01, split_kinds
+from .model_inputs import as_float, as_text, column_kind, outcome01, short_number, split_kinds, stratified_sample
 
 __all__ = ["BoostedModel", "DEPTHS", "DRIVER_WORDS", "drivers_text", "fit_boosted", "refit_boosted", "score_drivers"]
 
@@ -66,13 +66,6 @@ def _types(X: pd.DataFrame) -> FunctionTransformer:
 def _booster(max_depth: int, seed: int) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(max_depth=max_depth, categorical_features="from_dtype", random_state=seed,
                                           **SETTINGS)
-
-
-def _stratified_sample(n_rows: int, y: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Row positions: every row up to ``size``, else a stratified sample of ``size`` rows, in row order."""
-    if n_rows <= size:
-        return np.arange(n_rows)
-    return np.sort(train_test_split(np.arange(n_rows), train_size=size, stratify=y, random_state=seed)[0])
 
 
 @dataclass(repr=False)
@@ -164,7 +157,7 @@ def fit_boosted(X: pd.DataFrame, y, *, seed: int = 0, max_depth: int | None = No
         return _calibrated(X, y, int(max_depth), seed, cv_auc={"mean": float("nan"), "sd": float("nan")},
                            search=pd.DataFrame(columns=["max_depth", "mean_auc", "sd_auc", "mean_trees", "rank"]))
     types = _types(X)
-    keep = _stratified_sample(len(X), y, TUNING_ROWS, seed)
+    keep = stratified_sample(len(X), y, TUNING_ROWS, seed)
     Xt, yt = types.transform(X.iloc[keep]).reset_index(drop=True), y[keep]
     folds = StratifiedKFold(int(min(TUNING_FOLDS, np.bincount(yt, minlength=2).min())), shuffle=True,
                             random_state=seed)
@@ -198,14 +191,14 @@ def refit_boosted(model: BoostedModel, X: pd.DataFrame, y, *, seed: int = 0) -> 
 def _calibrated(X: pd.DataFrame, y: np.ndarray, depth: int, seed: int, *, cv_auc: dict,
                 search: pd.DataFrame) -> BoostedModel:
     """Trees of ``depth`` on ``X`` (a sample above :data:`FIT_ROWS`), with their sigmoid fitted out of fold."""
-    rows = _stratified_sample(len(X), y, FIT_ROWS, seed)
+    rows = stratified_sample(len(X), y, FIT_ROWS, seed)
     Xf, yf = X.iloc[rows].reset_index(drop=True), y[rows]
     folds = StratifiedKFold(int(min(CALIBRATION_FOLDS, np.bincount(yf, minlength=2).min())), shuffle=True,
                             random_state=seed)
     calibrated = CalibratedClassifierCV(Pipeline([("types", _types(X)), ("model", _booster(depth, seed))]),
                                         method="sigmoid", cv=folds, ensemble=False).fit(Xf, yf)
     trees = calibrated.calibrated_classifiers_[0].estimator[-1].n_iter_
-    background = Xf.iloc[_stratified_sample(len(Xf), yf, DRIVER_BACKGROUND, seed)].reset_index(drop=True)
+    background = Xf.iloc[stratified_sample(len(Xf), yf, DRIVER_BACKGROUND, seed)].reset_index(drop=True)
     return BoostedModel(calibrated=calibrated, best_params={"max_depth": depth, "n_iter": int(trees)},
                         cv_auc=cv_auc, search=search, input_columns=list(X.columns), n_train=len(X),
                         n_fit=len(Xf), background=background)
@@ -249,8 +242,7 @@ def _value_text(v, kind: str, words: Mapping[str, str]) -> str:
     if kind == "flag":
         return f"= {words['yes'] if bool(v) else words['no']}"
     if kind == "number":
-        v = float(v)
-        return f"= {int(v)}" if v == round(v) and abs(v) < 1e15 else f"= {v:.3g}"
+        return f"= {short_number(float(v))}"
     return f"= {v}"
 
 

@@ -1,4 +1,5 @@
-"""What a model reads from a cleaned column: its kind, its values as numbers or as text, the outcome as 0/1.
+"""What a model reads from a cleaned column: its kind, its values as numbers or as text, the outcome as 0/1;
+the stratified sample every model here fits on above a size, and numbers written short for rules and drivers.
 
 Shared by the targeting tree and baseline (:mod:`.targeting`) and the boosted list (:mod:`.boosting`), so that every
 model of a run reads a column the same way.
@@ -6,10 +7,12 @@ model of a run reads a column the same way.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from ..errors import ParamsError
 
@@ -102,3 +105,20 @@ def integer_columns(X: pd.DataFrame, numeric: Sequence[str]) -> list[str]:
         if len(v) and np.all(v == np.round(v)):
             out.append(c)
     return out
+
+
+def stratified_sample(n_rows: int, y: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Row positions: every row up to ``size``, else a sample of ``size`` rows stratified by ``y``, in row order."""
+    if n_rows <= size:
+        return np.arange(n_rows)
+    return np.sort(train_test_split(np.arange(n_rows), train_size=size, stratify=y, random_state=seed)[0])
+
+
+def short_number(v: float) -> str:
+    """A number with about three significant digits, never rounding away whole units (1234.6 -> 1235,
+    0.04562 -> 0.0456)."""
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(v)))))
+    text = f"{round(v, digits):.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

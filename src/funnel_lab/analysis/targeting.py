@@ -43,7 +43,8 @@ from sklearn.tree import DecisionTreeClassifier
 from ..errors import ParamsError, did_you_mean
 from ..result import Result
 from .boosting import BoostedModel, DRIVER_WORDS, drivers_text, fit_boosted, refit_boosted, score_drivers
-from .model_inputs import as_float, as_text, column_kind, integer_columns, outcome01, split_kinds
+from .model_inputs import (as_float, as_text, column_kind, integer_columns, outcome01, short_number, split_kinds,
+                           stratified_sample)
 from .regression import analysis_frame
 from .stats import wilson_interval
 from .uplift import UpliftModel, enough_units, experiment_deals, fit_uplift
@@ -565,8 +566,7 @@ def fit_tree(X: pd.DataFrame, y, *, max_depth: int = 4, seed: int = 0, cv: int =
                          f"wins and {counts[0]} losses")
     X_all, y_all = X, y
     if len(X) > TUNING_ROWS:
-        keep, _ = train_test_split(np.arange(len(X)), train_size=TUNING_ROWS, stratify=y, random_state=seed)
-        keep = np.sort(keep)
+        keep = stratified_sample(len(X), y, TUNING_ROWS, seed)
         X, y = X.iloc[keep].reset_index(drop=True), y[keep]
         n_splits = int(min(n_splits, np.bincount(y, minlength=2).min()))
     pipe = _pipeline(X, DecisionTreeClassifier(class_weight="balanced", random_state=seed))
@@ -639,8 +639,7 @@ def fit_baseline(X_train: pd.DataFrame, y_train, seed: int = 0) -> Pipeline:
     """
     X, y = X_train.reset_index(drop=True), outcome01(y_train)
     if len(X) > BASELINE_ROWS:
-        keep = np.sort(train_test_split(np.arange(len(X)), train_size=BASELINE_ROWS, stratify=y,
-                                        random_state=seed)[0])
+        keep = stratified_sample(len(X), y, BASELINE_ROWS, seed)
         X, y = X.iloc[keep].reset_index(drop=True), y[keep]
     lr = LogisticRegression(class_weight="balanced", max_iter=5000, random_state=seed)
     return _pipeline(X, lr, scale=True).fit(X, y)
@@ -817,15 +816,6 @@ def gains_table(evaluations: Mapping[str, dict]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------------ 5. rules
 
-def _fmt(v: float) -> str:
-    """A threshold with about three significant digits, never rounding away whole units (1234.5 -> 1235)."""
-    if v == 0 or not math.isfinite(v):
-        return f"{v:g}"
-    digits = max(0, 2 - int(math.floor(math.log10(abs(v)))))
-    text = f"{round(v, digits):.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _range_text(col: str, lo: float | None, hi: float | None, integer: bool) -> str:
     """``lo < col <= hi`` (either side optional), as the tree splits; whole numbers as ``>= / <= / =``."""
     if integer:
@@ -835,8 +825,8 @@ def _range_text(col: str, lo: float | None, hi: float | None, integer: bool) -> 
             return f"{col} = {a}" if a == b else f"{a} <= {col} <= {b}"
         return f"{col} >= {a}" if a is not None else f"{col} <= {b}"
     if lo is not None and hi is not None:
-        return f"{_fmt(lo)} < {col} <= {_fmt(hi)}"
-    return f"{col} > {_fmt(lo)}" if lo is not None else f"{col} <= {_fmt(hi)}"
+        return f"{short_number(lo)} < {col} <= {short_number(hi)}"
+    return f"{col} > {short_number(lo)}" if lo is not None else f"{col} <= {short_number(hi)}"
 
 
 def _set_text(values: Sequence[str], limit: int = 6) -> str:
@@ -1460,7 +1450,8 @@ def run_targeting(opportunities: pd.DataFrame, *, outcome: str = "won", features
     return TargetingResult(candidates=left_out, leakage=leak, features=used, boosted=boosted, model=final,
                            holdout_boosted=holdout["boosted"], holdout_model=holdout["tree"],
                            baseline=holdout["baseline"], evaluations=evaluations,
-                           comparison=list_comparison(checks), rules=rules, nodes=tree_nodes(final, X, y, words=rule_words),
+                           comparison=list_comparison(checks), rules=rules,
+                           nodes=tree_nodes(final, X, y, words=rule_words),
                            targets=targets, metrics=metrics, later_check=later, n_closed=n_closed,
                            n_open=len(open_frame), uplift=uplift, uplift_check=uplift_check)
 
@@ -1537,5 +1528,6 @@ def analyse_targeting(p) -> TargetingResult:
                          drop_columns=p.params.cleaning.drop_columns, allow=c.allow, max_depth=c.max_depth,
                          top_n=c.top_n, seed=c.seed, next_actions=c.next_actions,
                          rule_words={k: t(f"tg.rule.{k}", p.params.language) for k in RULE_WORDS},
-                         driver_words={k: t(f"tg.driver.{k}", p.params.language) for k in DRIVER_WORDS},
+                         driver_words={k: t(f"tg.{'rule' if k in RULE_WORDS else 'driver'}.{k}", p.params.language)
+                                       for k in DRIVER_WORDS},
                          experiment=experiment, control=control, treatment=treatment)

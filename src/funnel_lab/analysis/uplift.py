@@ -97,18 +97,20 @@ def qini_curve(uplift: np.ndarray, treated: np.ndarray, y: np.ndarray, points: i
     return pd.DataFrame({"share_targeted": share, "incremental": curve, "random": share * q[-1]})
 
 
-def _top_tenth(uplift: np.ndarray, treated: np.ndarray, y: np.ndarray) -> dict:
-    """The arms' conversion rates among the tenth of units with the highest predicted uplift, and their
-    difference with Newcombe's 95% interval."""
-    k = max(1, round(0.1 * len(uplift)))
-    top = np.argsort(-uplift, kind="stable")[:k]
-    t, yy = treated[top], y[top]
-    x1, n1, x0, n0 = int(yy[t == 1].sum()), int((t == 1).sum()), int(yy[t == 0].sum()), int((t == 0).sum())
+def _arms(treated: np.ndarray, y: np.ndarray) -> dict:
+    """The two arms' conversion rates among these units, and their difference with Newcombe's 95% interval."""
+    on, off = treated == 1, treated == 0
+    x1, n1, x0, n0 = int(y[on].sum()), int(on.sum()), int(y[off].sum()), int(off.sum())
     low, high = newcombe_interval(x1, n1, x0, n0)
-    return {"n": int(k), "n_treated": n1, "n_control": n0, "rate_treated": x1 / n1 if n1 else float("nan"),
-            "rate_control": x0 / n0 if n0 else float("nan"),
-            "uplift": (x1 / n1 - x0 / n0) if n1 and n0 else float("nan"),
-            "low": float(low), "high": float(high), "threshold": float(uplift[top[-1]])}
+    return {"n": int(len(y)), "n_treated": n1, "n_control": n0,
+            "rate_treated": x1 / n1 if n1 else float("nan"), "rate_control": x0 / n0 if n0 else float("nan"),
+            "uplift": (x1 / n1 - x0 / n0) if n1 and n0 else float("nan"), "low": float(low), "high": float(high)}
+
+
+def _top_tenth(uplift: np.ndarray, treated: np.ndarray, y: np.ndarray) -> dict:
+    """:func:`_arms` of the tenth of units with the highest predicted uplift, and the uplift where it begins."""
+    top = np.argsort(-uplift, kind="stable")[:max(1, round(0.1 * len(uplift)))]
+    return {**_arms(treated[top], y[top]), "threshold": float(uplift[top[-1]])}
 
 
 @dataclass(repr=False)
@@ -121,11 +123,11 @@ class UpliftModel:
         ``types -> HistGradientBoostingClassifier`` fitted on every unit of its arm.
     input_columns : list of str
     holdout : dict
-        The check on the held-out units: ``n`` (units), ``overall`` (the action's effect on all of them:
-        ``uplift`` with its 95% ``low`` / ``high``, ``n_treated``, ``n_control``), ``top_tenth`` (the tenth ranked first: rates, ``uplift`` and
-        its 95% ``low`` / ``high``), ``qini`` (:func:`qini_curve`), ``qini_area`` (the area between the curve
-        and random: positive when the ranking finds the responders), ``predicted`` (each held-out unit's
-        predicted uplift, indexed like the frame's rows).
+        The check on the held-out units: ``n`` (units), ``overall`` (the action's effect on all of them: each
+        arm's units and rate, ``uplift`` with its 95% ``low`` / ``high``), ``top_tenth`` (the same for the tenth
+        ranked first, with the ``threshold`` uplift where it begins), ``qini`` (:func:`qini_curve`), ``qini_area``
+        (the area between the curve and random: positive when the ranking finds the responders), ``predicted``
+        (each held-out unit's predicted uplift, indexed like the frame's rows).
     validated : bool
         The held-out top tenth's uplift interval lies above zero and above the overall effect's estimate: the
         model's ranking can be trusted to find who responds.
@@ -190,11 +192,7 @@ def fit_uplift(frame: pd.DataFrame, features: Sequence[str], *, seed: int = 0,
     models = _arm_models(X.iloc[fit].reset_index(drop=True), t[fit], y[fit], seed)
     predicted = models[0].predict_proba(X.iloc[check])[:, 1] - models[1].predict_proba(X.iloc[check])[:, 1]
     tc, yc = t[check], y[check]
-    x1, n1 = int(yc[tc == 1].sum()), int((tc == 1).sum())
-    x0, n0 = int(yc[tc == 0].sum()), int((tc == 0).sum())
-    low, high = newcombe_interval(x1, n1, x0, n0)
-    overall = {"n_treated": n1, "n_control": n0, "uplift": x1 / n1 - x0 / n0, "low": float(low), "high": float(high)}
-    top = _top_tenth(predicted, tc, yc)
+    overall, top = _arms(tc, yc), _top_tenth(predicted, tc, yc)
     qini = qini_curve(predicted, tc, yc)
     area = float(np.trapezoid(qini["incremental"] - qini["random"], qini["share_targeted"]))
     holdout = {"n": int(len(check)), "overall": overall, "top_tenth": top, "qini": qini, "qini_area": area,
