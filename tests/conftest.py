@@ -52,6 +52,16 @@ def demo_run(demo_project) -> Path:
     return out / "demo"
 
 
+@pytest.fixture(scope="session")
+def zh_run(demo_project, tmp_path_factory) -> Path:
+    """``funnel-lab run params/demo.yaml params/demo_zh.yaml`` on the small demo: the Chinese run's folder."""
+    out = tmp_path_factory.mktemp("zh_reports")
+    res = subprocess.run(FUNNEL_LAB + ["run", "params/demo.yaml", "params/demo_zh.yaml", "--out", str(out)],
+                         cwd=demo_project, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return out / "demo_zh"
+
+
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``funnel-lab`` as a user would and capture what it prints."""
     return subprocess.run(FUNNEL_LAB + list(args), cwd=cwd, capture_output=True, text=True, timeout=600)

@@ -66,10 +66,8 @@ def test_chromium_opens_index_and_every_report_cleanly(demo_run, browser):
 
 
 @pytest.mark.browser
-def test_chinese_run_renders_in_chinese(demo_project, browser, tmp_path):
-    res = cli("run", "params/demo.yaml", "params/demo_zh.yaml", "--out", str(tmp_path), cwd=demo_project)
-    assert res.returncode == 0, res.stderr
-    page, problems = _open(browser, (tmp_path / "demo_zh" / "00_data_quality.html").as_uri())
+def test_chinese_run_renders_in_chinese(zh_run, browser):
+    page, problems = _open(browser, (zh_run / "00_data_quality.html").as_uri())
     assert problems == []
     assert page.locator("html").get_attribute("lang") == "zh"
     assert page.locator("h1").first.inner_text().startswith("数据质量")

@@ -4,7 +4,7 @@ import warnings
 import matplotlib.pyplot as plt
 import pytest
 
-from funnel_lab.i18n import catalogue, format_number, format_percent, t
+from funnel_lab.i18n import catalogue, format_date, format_money, format_number, format_percent, format_period, t
 from funnel_lab.reports.plots import set_plot_theme
 
 
@@ -23,10 +23,23 @@ def test_lookup_formats_and_fails_clearly():
         t("status.ok", "fr")
 
 
-@pytest.mark.parametrize("x, lang, expected", [(12345.6, "en", "12,346"), (12345.6, "zh", "1.23万"),
-                                               (3.2e8, "zh", "3.20亿"), (950, "zh", "950"), (None, "en", "–")])
+@pytest.mark.parametrize("x, lang, expected", [
+    (12345.6, "en", "12,346"), (12345.6, "zh", "1.23万"), (20000, "zh", "2万"), (20400, "zh", "2.04万"),
+    (251352, "zh", "25.14万"), (1783400, "zh", "178.3万"), (38531600, "zh", "3,853万"), (1.35e8, "zh", "1.35亿"),
+    (3.2e8, "zh", "3.2亿"), (-20400, "zh", "-2.04万"), (950, "zh", "950"), (None, "en", "–")])
 def test_format_number(x, lang, expected):
     assert format_number(x, lang) == expected
+
+
+def test_money_periods_and_dates_in_chinese():
+    import datetime
+
+    assert format_money(1.35e8, "zh", currency="CNY") == "¥1.35亿" and format_money(1.35e8, "zh", currency="USD") == "1.35亿"
+    assert format_money(1234, "en", currency="CNY") == "1,234"
+    assert [format_period(p, "zh") for p in ("2026-05", "2026-Q2", "2026-W18", "2026-05-03")] == [
+        "2026年5月", "2026年第2季度", "2026年第18周", "2026-05-03"]
+    assert format_period("2026-05", "en") == "2026-05"
+    assert format_date(datetime.date(2026, 7, 1), "zh") == "2026年7月1日"
 
 
 def test_format_percent():
@@ -41,4 +54,4 @@ def test_chinese_chart_labels_have_no_missing_glyphs():
         warnings.simplefilter("always")
         fig.canvas.draw()
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
-    assert missing == [], "install fonts-noto-cjk (make test does) and clear ~/.cache/matplotlib"
+    assert missing == [], "the bundled Noto Sans CJK (pip package noto-cjk-sans-otc) should draw these"

@@ -126,3 +126,21 @@ def test_targeting_is_planned_on_the_outcome_it_will_model(demo_project):
         plan_run([params], overrides=["targeting.outcome=nosuch"], only=["50_targeting"])
     with pytest.raises(ParamsError, match=r"targeting\.outcome: the column 'amount' must hold 0/1 or yes/no"):
         plan_run([params], overrides=["targeting.outcome=amount"], only=["50_targeting"])
+
+
+def test_a_chart_with_characters_no_font_has_gets_a_notice_on_top_in_the_manifest_and_the_index(project, capsys):
+    import io
+
+    progress = io.StringIO()
+    code, run_dir = run(project, only=["04_missing_glyph"], progress=progress)
+    assert code == 0  # the report is there, with boxes said out loud
+    m = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert {n["name"]: n.get("missing_glyphs") for n in m["notebooks"]}["04_missing_glyph"] == "\U0001F600"
+    page = (run_dir / "04_missing_glyph.html").read_text(encoding="utf-8")
+    notice = page.index('id="fl-glyphs"')
+    assert notice < page.index("<img") and "图表中有 1 个字符无法显示" in page and "noto-cjk-sans-otc" in page
+    assert page.count("图表中有 1 个字符无法显示") == 2  # on top, and under the chart itself
+    assert 'id="glyphs"' in (run_dir / "index.html").read_text(encoding="utf-8")
+    assert "04_missing_glyph: 1 character(s) its charts could not draw" in progress.getvalue()
+    others = {n["name"]: n.get("missing_glyphs") for n in m["notebooks"] if n["name"] != "04_missing_glyph"}
+    assert set(others.values()) == {None}

@@ -11,7 +11,7 @@ from scipy import stats
 
 from ..config import Stages
 from ..errors import ParamsError
-from ..i18n import format_number, format_p, format_percent, t
+from ..i18n import format_number, format_p, format_percent, format_period, t
 from ..result import Result
 from .expr import Expression, evaluate_mask, parse_expression
 from .stats import two_proportion_test, wilson_interval
@@ -448,13 +448,13 @@ def check_sentences(c: StageChecks, model: StageModel, lang: str) -> dict[str, s
     out["separation"] = (t("sd.cannot_tell", lang) if c.verdicts.get("separation") == "na" else
                          t("sd.sep_ok", lang) if merge.empty else
                          t("sd.sep_merge", lang, pairs="; ".join(
-                             f"{labels[r.stage_from]} / {labels[r.stage_to]} ({p(r.win_rate_from)} vs "
-                             f"{p(r.win_rate_to)}, p {format_p(r.p_value)})" for r in merge.itertuples())))
+                             f"{labels[r.stage_from]} / {labels[r.stage_to]} ({t('sd.versus', lang, a=p(r.win_rate_from), b=p(r.win_rate_to))}"
+                             f", p {format_p(r.p_value)})" for r in merge.itertuples())))
     out["coverage"] = t("sd.coverage", lang, share=p(c.unassigned_share))
     out["consistency"] = (t("sd.consistency_ok", lang) if c.skipped.empty else
                           t("sd.consistency", lang, n=format_number(int(c.skipped["n"].sum()), lang), pairs="; ".join(
                               f"{labels[r.higher]} > {labels[r.lower]}: {r.n:,}" for r in c.skipped.head(4).itertuples())))
-    out["stability"] = (t("sd.stability", lang, psi=f"{c.psi:.3f}", a=c.psi_periods[0], b=c.psi_periods[1])
+    out["stability"] = (t("sd.stability", lang, psi=f"{c.psi:.3f}", a=format_period(c.psi_periods[0], lang), b=format_period(c.psi_periods[1], lang))
                         if not np.isnan(c.psi) else t("sd.stability_none" if c.mix.empty else "sd.stability_short", lang))
     return out
 

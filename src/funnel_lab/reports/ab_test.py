@@ -7,6 +7,7 @@ import pandas as pd
 from ..analysis.abtest import ABResult
 from ..i18n import format_number, format_p, format_percent, t
 from .plots import plot_variant_rates
+from .wording import note
 
 
 def headlines(r: ABResult) -> dict[str, float | None]:
@@ -84,6 +85,7 @@ def show_details(run, r: ABResult) -> None:
     if len(r.hygiene.excluded):
         run.heading("ab.excluded", level=3, n=format_number(len(r.hygiene.excluded), run.lang))
         shown = r.hygiene.excluded.head(20)
+        shown = shown.assign(rule=shown["rule"].map(lambda x: note(x, run.lang)))
         run.table(shown, labels={"reason": "col.reason", "rule": "col.rule_applied"}, translate={"reason": "ab.rule"})
 
     run.heading("ab.split")
@@ -127,7 +129,7 @@ def show_details(run, r: ABResult) -> None:
         run.heading("ab.segments", by=cfg.segment)
         run.say("ab.simpson" if r.simpson else "ab.no_simpson")
         cols = ["segment", "variant", "n_control", "rate_control", "n_treatment", "rate_treatment", "diff", "p_value"]
-        shown = r.segments.assign(diff=[_interval(*v, lambda x: _pts(x, run.lang))
+        shown = r.segments.assign(diff=[_interval(run.lang, *v, lambda x: _pts(x, run.lang))
                                         for v in r.segments[["diff", "diff_ci_low", "diff_ci_high"]].to_numpy()])
         run.table(shown[cols], labels={c: f"col.{c}" for c in cols}, percent=("rate_control", "rate_treatment"),
                   pvalues=("p_value",))
@@ -139,9 +141,9 @@ VALUE_SHOWN = ["variant", "mean_control", "mean_treatment", "diff", "p_value", "
                "variance_reduction"]
 
 
-def _interval(x: float, lo: float, hi: float, fmt) -> str:
+def _interval(lang: str, x: float, lo: float, hi: float, fmt) -> str:
     """``x (lo to hi)``, or empty where there is nothing to compare (the control's row)."""
-    return "" if pd.isna(x) else f"{fmt(x)} ({fmt(lo)} to {fmt(hi)})"
+    return "" if pd.isna(x) else f"{fmt(x)} ({t('ab.interval', lang, low=fmt(lo), high=fmt(hi))})"
 
 
 def binary_table(binary: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -149,9 +151,9 @@ def binary_table(binary: pd.DataFrame, lang: str) -> pd.DataFrame:
     pct = lambda x: format_percent(x, lang)  # noqa: E731
     pts = lambda x: _pts(x, lang)  # noqa: E731
     out = binary.assign(
-        rate=[_interval(*v, pct) for v in binary[["rate", "ci_low", "ci_high"]].to_numpy()],
-        diff=[_interval(*v, pts) for v in binary[["diff", "diff_ci_low", "diff_ci_high"]].to_numpy()],
-        relative_lift=[_interval(*v, lambda x: _signed_percent(x, lang))
+        rate=[_interval(lang, *v, pct) for v in binary[["rate", "ci_low", "ci_high"]].to_numpy()],
+        diff=[_interval(lang, *v, pts) for v in binary[["diff", "diff_ci_low", "diff_ci_high"]].to_numpy()],
+        relative_lift=[_interval(lang, *v, lambda x: _signed_percent(x, lang))
                        for v in binary[["relative_lift", "lift_ci_low", "lift_ci_high"]].to_numpy()])
     return out[BINARY_SHOWN]
 
@@ -160,6 +162,6 @@ def value_table(continuous: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The value comparison, plain and CUPED-adjusted, each difference with its 95% interval."""
     num = lambda x: format_number(x, lang, digits=2)  # noqa: E731
     out = continuous.assign(
-        diff=[_interval(*v, num) for v in continuous[["diff", "ci_low", "ci_high"]].to_numpy()],
-        cuped_diff=[_interval(*v, num) for v in continuous[["cuped_diff", "cuped_ci_low", "cuped_ci_high"]].to_numpy()])
+        diff=[_interval(lang, *v, num) for v in continuous[["diff", "ci_low", "ci_high"]].to_numpy()],
+        cuped_diff=[_interval(lang, *v, num) for v in continuous[["cuped_diff", "cuped_ci_low", "cuped_ci_high"]].to_numpy()])
     return out[VALUE_SHOWN]

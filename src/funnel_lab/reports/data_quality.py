@@ -8,8 +8,9 @@ import pandas as pd
 
 from ..analysis.abtest import experiment_hygiene
 from ..data.quality import DataQuality, key_columns_before_after, numeric_before_after, stacked
-from ..i18n import format_number, format_percent, t
+from ..i18n import format_date, format_number, format_percent, t
 from .plots import plot_amounts, plot_bars, plot_missing
+from .wording import note, reason_kinds
 
 
 def _audit_sentences(audit: pd.DataFrame, label: str, columns: int, lang: str) -> list[str]:
@@ -70,6 +71,9 @@ def show_table_details(run, r: DataQuality, name: str) -> None:
     c, tbl = r.cleaned[name], r.tables[name]
     run.paragraph(f"## {run.t('table.' + name).capitalize()}")
     p = r.profile[r.profile["table"] == name].drop(columns="table")
+    yes_no = {"True": run.t("value.yes"), "False": run.t("value.no")}
+    p = p.assign(examples=p["examples"].where(p["kind"] != "boolean", p["examples"].map(
+        lambda e: " | ".join(yes_no.get(v, v) for v in str(e).split(" | ")))))
     run.heading("dq.columns", level=3)
     run.table(p, labels={col: f"col.{col}" for col in p.columns}, percent=("missing_share",),
               translate={"kind": "kind"})
@@ -78,6 +82,7 @@ def show_table_details(run, r: DataQuality, name: str) -> None:
         run.figure(plot_missing(gaps, title=f"{run.t('dq.missing_chart')} — {run.t('table.' + name)}"))
     run.heading("dq.types", level=3)
     typed = c.types[c.types["kind"] != "text"]
+    typed = typed.assign(detail=typed["detail"].map(lambda d: note(d, run.lang))) if "detail" in typed else typed
     run.table(typed, labels={col: f"col.{col}" for col in typed.columns}, translate={"kind": "kind"},
               empty="dq.none")
     if len(c.cell_issues):
@@ -127,6 +132,7 @@ def show_cleaning(run, r: DataQuality) -> None:
     audit = r.audit
     run.heading("dq.audit")
     run.say("dq.audit_note")
+    audit = audit.assign(detail=audit["detail"].map(lambda d: note(d, run.lang)))
     run.table(audit[["table", "step", "rows_in", "rows_out", "rows_removed", "rows_changed", "detail"]],
               labels={c: f"col.{c}" for c in audit.columns}, translate={"table": "table", "step": "step"})
     dups = stacked(r.cleaned, "duplicates")
@@ -135,22 +141,22 @@ def show_cleaning(run, r: DataQuality) -> None:
         run.say("dq.none")
     else:
         per = dups.groupby(["table", "match"])["group"].nunique().reset_index(name="groups")
+        per["match"] = per["match"].map(lambda m: note(m, run.lang))
         run.table(per, labels={"table": "col.table", "match": "col.match", "groups": "col.groups"},
                   translate={"table": "table"})
         run.say("dq.duplicates_examples")
         for match, part in dups.groupby("match", sort=True):
             first = part[part["group"].isin(sorted(part["group"].unique())[:3])].dropna(axis=1, how="all")
-            run.paragraph(f"**{match}**")
+            run.paragraph(f"**{note(match, run.lang)}**")
             run.table(first.drop(columns=["table", "match"]), labels={c: f"col.{c}" for c in first.columns})
     q = r.quarantine
     run.heading("dq.quarantine")
     if q.empty:
         run.say("dq.quarantine_empty")
     else:
-        # one row per kind of reason: "duplicate of …", "unknown opportunity_id: …"
-        why = q["reason"].str.replace(r"(of|line) .*", r"\1 …", regex=True).str.replace(r": .*", ": …", regex=True)
-        why = why.value_counts().reset_index()
+        why = reason_kinds(q["reason"]).value_counts().reset_index()
         why.columns = ["reason", "rows"]
+        why["reason"] = why["reason"].map(lambda r: note(r, run.lang))
         run.say("dq.quarantine_note", n=format_number(len(q), run.lang))
         run.table(why.head(12), labels={"reason": "col.reason", "rows": "col.rows"})
     run.heading("dq.validation")
@@ -204,7 +210,7 @@ def show_behaviour_features(run, r: DataQuality) -> None:
     run.say("dq.features_note", n=format_number(int(log.audit.iloc[-1]["rows_out"]), lang),
             types=format_number(int((log.types["name"] != "").sum()), lang),
             features=format_number(len(log.definitions), lang), cutoff=cut,
-            as_of=run.pipeline.as_of.strftime("%Y-%m-%d %H:%M"))
+            as_of=f"{format_date(run.pipeline.as_of, run.lang)} {run.pipeline.as_of:%H:%M}")
     run.table(log.types, labels={"activity_type": "col.activity_type", "name": "col.feature_prefix",
                                  "events": "col.activity_events"})
     defs = log.definitions.assign(definition=[

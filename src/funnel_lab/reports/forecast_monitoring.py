@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..analysis.forecast import ForecastResult
 from ..analysis.monitoring import MonitoringResult, day, last_day
-from ..i18n import format_number, format_percent, t
+from ..i18n import format_date, format_money, format_number, format_percent, format_period, t
 from .plots import plot_control_charts, plot_forecast, plot_waterfall
 
 #: Alerts shown in the report: those of the latest periods (every breach is in ``alerts.csv``).
@@ -19,6 +19,8 @@ def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90, 
     f = r.forecast
 
     def money(x: float) -> str:
+        if lang == "zh" and currency == "CNY":
+            return format_money(x, lang, currency=currency)  # ¥1.35亿
         return f"{format_number(x, lang)} {currency}" if currency else format_number(x, lang)
 
     if f.empty:
@@ -26,7 +28,7 @@ def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90, 
             [t("fc.left_out", lang, n=format_number(r.left_out, lang))] if r.left_out else [])
     out = [t("fc.summary", lang, horizon=format_number(len(f), lang), expected=money(f["expected_amount"].sum()),
              p10=money(f["p10"].sum()), p90=money(f["p90"].sum()),
-             deals=format_number(int(f["deals"].sum()), lang), as_of=str(r.as_of.date()))]
+             deals=format_number(int(f["deals"].sum()), lang), as_of=format_date(r.as_of, lang))]
     if f["crm_weighted"].notna().any():
         out.append(t("fc.crm", lang, crm=money(f["crm_weighted"].sum())))
     if r.left_out:
@@ -49,7 +51,7 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
     run.say("fc.periods_note", sims=format_number(run.params.forecast.simulations, run.lang))
     run.table(r.forecast, labels={c: f"col.{c}" for c in r.forecast.columns})
     if len(r.forecast):
-        run.figure(plot_forecast(r.forecast, title=run.t("fc.chart"), labels={
+        run.figure(plot_forecast(run.periods(r.forecast), title=run.t("fc.chart"), labels={
             "expected": run.t("col.expected_amount"), "range": "p10-p90", "crm": run.t("col.crm_weighted")}))
     if len(r.backtest):
         run.heading("fc.backtest")
@@ -76,7 +78,7 @@ def monitoring_sentences(r: MonitoringResult, lang: str, labels: dict[str, str])
         conv = r.alerts[(r.alerts["metric"] == "conversion") & r.alerts["period"].isin(recent)]
         for a in conv.head(3).itertuples():
             out.append(t(f"mon.alert_conversion_{a.direction}", lang, stage=labels.get(a.stage, a.stage),
-                         period=a.period, p=format_percent(a.value, lang), center=format_percent(a.center, lang)))
+                         period=format_period(a.period, lang), p=format_percent(a.value, lang), center=format_percent(a.center, lang)))
     measure = r.measure
     w = r.waterfall.set_index("step")[measure]
     key = ("mon.waterfall_due" if r.due_by is not None else "mon.waterfall_open") + ("_deals" if measure == "deals"

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..analysis.funnel import FunnelResult
 from ..analysis.monitoring import ConversionHistory, below_own_history
-from ..i18n import format_number, format_percent, t
+from ..i18n import format_date, format_number, format_percent, format_period, t
 from .plots import plot_cohorts, plot_funnel, plot_group_rates, plot_rate_heatmap
 
 
@@ -37,6 +37,11 @@ def summary_sentences(r: FunnelResult, lang: str, labels: dict[str, str]) -> lis
     return out
 
 
+def funnel_modes(lang: str) -> dict[str, str]:
+    """The two ways of counting a stage as reached, as the report names them."""
+    return {m: t(f"fn.mode.{m}", lang) for m in ("any", "strict")}
+
+
 def show_funnel(run, r: FunnelResult, labels: dict[str, str]) -> None:
     run.heading("fn.funnel")
     run.say("fn.modes" if r.from_history else "fn.no_history")
@@ -45,8 +50,9 @@ def show_funnel(run, r: FunnelResult, labels: dict[str, str]) -> None:
         run.say("fn.unmapped", n=format_number(int(r.unmapped["rows"].sum()), run.lang),
                 names=", ".join(map(str, r.unmapped["stage"].head(8))))
     shown = r.funnel.assign(stage=r.funnel["stage"].map(lambda s: labels.get(s, s)))
-    run.table(shown, labels={c: f"col.{c}" for c in shown.columns}, percent=("conversion_rate", "cumulative_rate"))
-    run.figure(plot_funnel(r.funnel, labels=labels, title=run.t("fn.funnel_chart")))
+    run.table(shown, labels={c: f"col.{c}" for c in shown.columns}, percent=("conversion_rate", "cumulative_rate"),
+              translate={"mode": "fn.mode"})
+    run.figure(plot_funnel(r.funnel, labels=labels, mode_labels=funnel_modes(run.lang), title=run.t("fn.funnel_chart")))
 
 
 def show_dynamics(run, r: FunnelResult, labels: dict[str, str]) -> None:
@@ -80,8 +86,8 @@ def show_rates(run, r: FunnelResult) -> None:
     run.table(pd.DataFrame({"measure": [run.t(k) for k, _ in rows], "value": [v for _, v in rows]}),
               labels={"measure": "col.measure", "value": "col.value"})
     if len(r.cohorts):
-        run.say("fn.cohort_note", as_of=str(r.as_of.date()))
-        run.figure(plot_cohorts(r.cohorts.tail(18), title=run.t("fn.cohort_chart")))
+        run.say("fn.cohort_note", as_of=format_date(r.as_of, run.lang))
+        run.figure(plot_cohorts(run.periods(r.cohorts.tail(18)), title=run.t("fn.cohort_chart")))
 
 
 def conversion_matrix(by_group: pd.DataFrame, labels: dict[str, str], top: int = 20) -> pd.DataFrame:
@@ -103,7 +109,8 @@ def show_breakdowns(run, r: FunnelResult, labels: dict[str, str]) -> None:
         run.heading(f"fn.by.{col}", level=3)
         if col == "owner":
             run.say("fn.shrink_note")
-            run.figure(plot_group_rates(rates, title=run.t("fn.by.owner")))
+            run.figure(plot_group_rates(rates, title=run.t("fn.by.owner"),
+                                        labels={"raw": run.t("fn.legend.raw"), "shrunk": run.t("fn.legend.shrunk")}))
         else:
             run.table(rates, labels={c: f"col.{c}" for c in rates.columns},
                       percent=("win_rate", "ci_low", "ci_high", "shrunk_win_rate"))
@@ -127,7 +134,7 @@ def bottleneck_sentence(ch: ConversionHistory, lang: str, labels: dict[str, str]
     if b.empty:
         return None
     worst = b.iloc[0]
-    values = dict(stage=labels.get(worst["stage"], worst["stage"]), period=worst["period"],
+    values = dict(stage=labels.get(worst["stage"], worst["stage"]), period=format_period(worst["period"], lang),
                   p=format_percent(worst["conversion"], lang), usual=format_percent(worst["usual"], lang),
                   z=f"{worst['z']:.1f}", days=ch.windows[worst["stage"]])
     return t("fn.bottleneck" if worst["z"] < -z_alert else "fn.no_bottleneck", lang, **values)
@@ -139,7 +146,7 @@ def show_conversion_history(run, ch: ConversionHistory, labels: dict[str, str]) 
     run.say("fn.conversion_history_note")
     heatmap = conversion_heatmap(ch, labels)
     if heatmap.notna().any().any():
-        run.figure(plot_rate_heatmap(heatmap, title=run.t("fn.conversion_heatmap")))
+        run.figure(plot_rate_heatmap(run.periods(heatmap), title=run.t("fn.conversion_heatmap")))
     else:
         run.say("fn.no_mature_month")
     b = below_own_history(ch.limits, ch.order)

@@ -8,13 +8,15 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-#: Fonts tried in order; Noto Sans CJK (Debian's fonts-noto-cjk) carries the Chinese glyphs.
-FONT_STACK = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "DejaVu Sans"]
+from ..fonts import FONT_STACK, prepare_fonts
+
 
 
 def set_plot_theme() -> None:
     """Seaborn's theme with fonts that draw Chinese labels (``set_theme`` resets fonts, so set them together)."""
     import seaborn as sns
+
+    prepare_fonts()
 
     sns.set_theme(
         style="whitegrid",
@@ -128,9 +130,10 @@ def plot_stage_mix(shares: pd.DataFrame, *, labels: dict[str, str] | None = None
     return ax
 
 
-def plot_funnel(funnel: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
-                ax: Axes | None = None) -> Axes:
-    """Deals reaching each stage, ``any`` and ``strict`` side by side (from :func:`funnel_lab.analysis.funnel.funnel_table`)."""
+def plot_funnel(funnel: pd.DataFrame, *, labels: dict[str, str] | None = None,
+                mode_labels: dict[str, str] | None = None, title: str = "", ax: Axes | None = None) -> Axes:
+    """Deals reaching each stage, ``any`` and ``strict`` side by side (from :func:`funnel_lab.analysis.funnel.funnel_table`);
+    ``mode_labels`` names the two in the legend."""
     modes = [m for m in ("any", "strict") if m in set(funnel["mode"])]
     stages = list(dict.fromkeys(funnel["stage"]))
     ax = _axes(ax, height=0.55 * len(stages) + 1.2)
@@ -138,7 +141,7 @@ def plot_funnel(funnel: pd.DataFrame, *, labels: dict[str, str] | None = None, t
     height = 0.8 / len(modes)
     for i, (mode, color) in enumerate(zip(modes, ("#4c72b0", "#dd8452"))):
         part = funnel[funnel["mode"] == mode].set_index("stage").reindex(stages)
-        ax.barh(y + i * height, part["reached"], height=height, color=color, label=mode)
+        ax.barh(y + i * height, part["reached"], height=height, color=color, label=(mode_labels or {}).get(mode, mode))
         for yy, v in zip(y + i * height, part["reached"]):
             ax.annotate(f"{int(v):,}", (v, yy), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_yticks(y + height * (len(modes) - 1) / 2, [(labels or {}).get(s, s) for s in stages])
@@ -167,14 +170,17 @@ def plot_cohorts(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None
     return plot_rate_heatmap(table, title=title, ax=ax)
 
 
-def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, ax: Axes | None = None) -> Axes:
-    """Raw win rate with its interval (grey) and the shrunk rate (blue) per group, best shrunk rate first."""
+def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, labels: dict[str, str] | None = None,
+                     ax: Axes | None = None) -> Axes:
+    """Raw win rate with its interval (grey) and the shrunk rate (blue) per group, best shrunk rate first;
+    ``labels`` names the legend entries ``raw`` and ``shrunk``."""
+    names = {"raw": "raw", "shrunk": "shrunk"} | (labels or {})
     data = rates.head(top).iloc[::-1]
     ax = _axes(ax, height=0.3 * len(data) + 1.2)
     y = np.arange(len(data))
     ax.hlines(y, data["ci_low"], data["ci_high"], color="#bbbbbb", lw=2)
-    ax.plot(data["win_rate"], y, "o", color="#999999", ms=4, label="raw")
-    ax.plot(data["shrunk_win_rate"], y, "D", color="#4c72b0", ms=5, label="shrunk")
+    ax.plot(data["win_rate"], y, "o", color="#999999", ms=4, label=names["raw"])
+    ax.plot(data["shrunk_win_rate"], y, "D", color="#4c72b0", ms=5, label=names["shrunk"])
     ax.set_yticks(y, [f"{g} (n={n:,})" for g, n in zip(data["group"], data["closed"])])
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.legend(frameon=False, loc="lower right")

@@ -9,7 +9,7 @@ import pandas as pd
 from ..analysis.regression import RegressionResult
 from ..i18n import format_number, format_percent, t
 from .plots import plot_calibration, plot_odds_ratios, plot_residuals
-from .plots import plot_calibration, plot_odds_ratios, plot_residuals
+from .wording import term
 
 VIF_HIGH = 5.0  # above it a coefficient's interval is inflated by the others; above 10, hard to read on its own
 
@@ -67,6 +67,11 @@ def problem_sentence(problem: dict, lang: str) -> str:
     return t(f"rg.problem.{problem['code']}", lang, **values)
 
 
+def _readable(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The model's terms as a reader says them (``source = Referral``, not ``C(source)[T.Referral]``)."""
+    return df.assign(term=df["term"].map(lambda x: term(x, lang)))
+
+
 def show_model(run, r: RegressionResult) -> None:
     """Odds ratios with intervals (table and plot) and the average marginal effects."""
     c = r.fit.coefficients
@@ -74,15 +79,15 @@ def show_model(run, r: RegressionResult) -> None:
     run.say("rg.odds_note", cov=run.t(f"rg.cov.{r.fit.cov_type}", clusters=r.fit.n_clusters or 0,
                                       cluster=run.params.regression.cluster or ""))
     cols = ["term", "odds_ratio", "or_ci_low", "or_ci_high", "p_value", "note"]
-    run.table(c[cols], labels={col: f"col.{col}" for col in cols}, pvalues=("p_value",))
+    run.table(_readable(c[cols], run.lang), labels={col: f"col.{col}" for col in cols}, pvalues=("p_value",))
     shown = c[(c["term"] != "Intercept") & c["odds_ratio"].notna()]
     if len(shown):
-        run.figure(plot_odds_ratios(shown, title=run.t("rg.odds_chart")))
+        run.figure(plot_odds_ratios(_readable(shown, run.lang), title=run.t("rg.odds_chart")))
     if len(r.fit.marginal_effects):
         run.heading("rg.margins", level=3)
         run.say("rg.margins_note")
         m = r.fit.marginal_effects
-        run.table(m[["term", "dydx", "ci_low", "ci_high", "p_value"]],
+        run.table(_readable(m[["term", "dydx", "ci_low", "ci_high", "p_value"]], run.lang),
                   labels={"term": "col.term", "dydx": "col.dydx", "ci_low": "col.ci_low", "ci_high": "col.ci_high",
                           "p_value": "col.p_value"}, percent=("dydx", "ci_low", "ci_high"), pvalues=("p_value",))
 
@@ -100,8 +105,9 @@ def show_diagnostics(run, r: RegressionResult) -> None:
     if len(r.vif):
         run.heading("rg.vif", level=3)
         high = r.vif[r.vif["vif"] > VIF_HIGH]
-        run.say("rg.vif_high" if len(high) else "rg.vif_ok", terms=", ".join(high["term"]), limit=f"{VIF_HIGH:g}")
-        run.table(r.vif[["term", "vif"]], labels={"term": "col.term", "vif": "col.vif"})
+        run.say("rg.vif_high" if len(high) else "rg.vif_ok", terms=", ".join(_readable(high, run.lang)["term"]),
+                limit=f"{VIF_HIGH:g}")
+        run.table(_readable(r.vif[["term", "vif"]], run.lang), labels={"term": "col.term", "vif": "col.vif"})
     if len(r.calibration):
         run.heading("rg.calibration", level=3)
         run.say("rg.calibration_note")
@@ -122,6 +128,6 @@ def show_linear(run, r: RegressionResult) -> None:
             r2=format_number(lin.r_squared, run.lang, digits=3))
     cols = ["term", "coef", "ci_low", "ci_high", "p_value"] + (
         ["pct_effect", "pct_ci_low", "pct_ci_high"] if lin.log_outcome else [])
-    run.table(lin.coefficients[cols], labels={c: f"col.{c}" for c in cols},
+    run.table(_readable(lin.coefficients[cols], run.lang), labels={c: f"col.{c}" for c in cols},
               percent=("pct_effect", "pct_ci_low", "pct_ci_high"), pvalues=("p_value",))
     run.figure(plot_residuals(lin.fitted, lin.residuals, title=run.t("rg.residuals_chart")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ from pandas.io.formats.style import Styler
 
 from .. import files
 from ..config import Params
-from ..i18n import catalogue, format_number, format_p, format_percent, t
+from ..i18n import catalogue, format_date, format_number, format_p, format_percent, format_period, is_period, t, to_html
 from ..pipeline import RUN_CACHE, Pipeline, load
+from ..fonts import glyph_notice, is_glyph_warning, missing_glyphs
 from .plots import set_plot_theme
 
 
@@ -68,6 +69,15 @@ class RunContext:
     def percent(self, x: float | None, digits: int = 1) -> str:
         return format_percent(x, self.lang, digits=digits)
 
+    def periods(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` for a chart, its months, quarters or weeks (index, columns, a ``period`` column) written as the
+        report language writes them (``2026年5月``)."""
+        if self.lang == "en":
+            return df
+        name = lambda v: format_period(v, self.lang) if is_period([v]) else v  # noqa: E731
+        out = df.rename(index=name, columns=name)
+        return out.assign(period=out["period"].map(name)) if "period" in out.columns else out
+
     def stage_labels(self) -> dict[str, str]:
         """Stage -> its label in the report language (:meth:`funnel_lab.Pipeline.stage_labels`)."""
         return self.pipeline.stage_labels(self.lang)
@@ -94,11 +104,23 @@ class RunContext:
         ))
 
     def figure(self, chart) -> None:
-        """Show a chart (a matplotlib Axes or Figure from :mod:`funnel_lab.reports.plots`) and let it go."""
+        """Show a chart (a matplotlib Axes or Figure from :mod:`funnel_lab.reports.plots`) and let it go.
+
+        Characters that no font could draw (boxes in the picture) get a notice under the chart, which the runner
+        also puts at the top of the report and into the manifest.
+        """
         import matplotlib.pyplot as plt
 
-        plt.show()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plt.show()
         plt.close(getattr(chart, "figure", chart))
+        for w in caught:
+            if not is_glyph_warning(w):
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        chars = missing_glyphs(caught)
+        if chars:
+            display(HTML(glyph_notice(chars, self.lang)), metadata={"funnel_lab": {"missing_glyphs": "".join(chars)}})
 
     def heading(self, key: str, level: int = 2, **values: Any) -> None:
         display(Markdown(f"{'#' * level} {self.t(key, **values)}"))
@@ -119,14 +141,12 @@ class RunContext:
         if snapshots is None:
             return
         dates, gap = snapshots["snapshot_date"], gap_days(snapshots["snapshot_date"])
-        self.say("history.from_snapshots", n=self.number(dates.nunique()), first=f"{dates.min():%Y-%m-%d}",
-                 last=f"{dates.max():%Y-%m-%d}", gap=self.number(gap if pd.notna(gap) else 0))
+        self.say("history.from_snapshots", n=self.number(dates.nunique()), first=format_date(dates.min(), self.lang),
+                 last=format_date(dates.max(), self.lang), gap=self.number(gap if pd.notna(gap) else 0))
 
     def banner(self, key: str, *, kind: str = "error", **values: Any) -> None:
         """A coloured box (``error`` or ``note``) that a reader cannot miss, e.g. a broken experiment."""
-        text = html.escape(self.t(key, **values))
-        text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)  # the catalogue's bold, the only markup used
-        display(HTML(f'<div class="fl-banner fl-banner-{kind}">{text}</div>'))
+        display(HTML(f'<div class="fl-banner fl-banner-{kind}">{to_html(self.t(key, **values))}</div>'))
 
     def summary(self, sentences: list[str]) -> None:
         """The summary box that opens a report: the few sentences a stakeholder must read."""
@@ -159,7 +179,9 @@ class RunContext:
         for col, prefix in (translate or {}).items():
             shown[col] = shown[col].map(lambda v, p=prefix: self.t(f"{p}.{v}") if f"{p}.{v}" in catalogue() else v)
         for col in shown.columns:
-            if col in percent:
+            if self.lang == "zh" and shown[col].dtype.kind in "OT" and is_period(shown[col].dropna().tolist()):
+                shown[col] = shown[col].map(lambda p: format_period(p, self.lang) if pd.notna(p) else p)
+            elif col in percent:
                 shown[col] = shown[col].map(self.percent)
             elif col in pvalues:
                 shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else format_p(float(x)).removeprefix("= "))
@@ -173,6 +195,8 @@ class RunContext:
                 shown[col] = shown[col].map(lambda x: self.t("value.yes") if x is True else self.t("value.no"))
         shown = shown.astype("object").where(shown.notna(), "")
         heads = {c: self.t(k) for c, k in (labels or {}).items() if c in shown.columns}
+        # a table by month has months as its headings
+        heads |= {c: format_period(c, self.lang) for c in shown.columns if c not in heads and is_period([c])}
         right = list(dict.fromkeys(heads.get(c, c) for c in numeric + list(percent) if c in df.columns))
         shown = shown.rename(columns=heads)
         self._tables += 1  # a stable id per table, so that reruns give identical HTML styles

@@ -9,14 +9,16 @@ from ..analysis.stages import (CHECKS, UNASSIGNED, StageDesign, StageModel, chec
                                stage_labels)
 from ..i18n import format_percent, t
 from .plots import plot_stage_mix, plot_win_rates
+from .wording import rule
 
 
 def definitions(model: StageModel, lang: str) -> pd.DataFrame:
     """The model as readable text: one row per stage (rules) or per point and band (score)."""
     labels = stage_labels(model, lang)
     if model.method == "rules":
-        return pd.DataFrame({"stage": [labels[s] for s in model.order], "rule": [model.rules[s].text for s in model.order]})
-    points = pd.DataFrame({"rule": [e.text for e, _ in model.points], "points": [p for _, p in model.points]})
+        return pd.DataFrame({"stage": [labels[s] for s in model.order],
+                             "rule": [rule(model.rules[s].text, lang) for s in model.order]})
+    points = pd.DataFrame({"rule": [rule(e.text, lang) for e, _ in model.points], "points": [p for _, p in model.points]})
     bands = pd.DataFrame({"stage": [labels[s] for s in model.bands], "min_score": list(model.bands.values())})
     return pd.concat([points, bands], ignore_index=True)
 
@@ -68,7 +70,7 @@ def show_checks(run, r: StageDesign) -> None:
     run.say("sd.lift_note")
     lift = checks.lift.copy()
     if model.method == "rules":
-        lift["rule"] = [f"{labels[s]}: {model.rules[s].text}" for s in lift["rule"]]
+        lift["rule"] = [f"{labels[s]}: {rule(model.rules[s].text, run.lang)}" for s in lift["rule"]]
     lift["lift"] = lift["lift"].round(2)
     run.table(lift, labels={c: f"col.{c}" for c in lift.columns}, percent=("win_rate_true", "win_rate_false"))
     if len(checks.calibration):
@@ -83,7 +85,7 @@ def show_checks(run, r: StageDesign) -> None:
         cross = cross.rename(columns=labels)
         run.table(cross.reset_index().rename(columns={"crm_stage": run.t("col.crm_stage")}))
     if len(checks.mix):
-        run.figure(plot_stage_mix(checks.mix, labels=labels, title=run.t("sd.mix_chart")))
+        run.figure(plot_stage_mix(run.periods(checks.mix), labels=labels, title=run.t("sd.mix_chart")))
 
 
 def show_comparison(run, r: StageDesign) -> None:
@@ -100,8 +102,12 @@ def show_comparison(run, r: StageDesign) -> None:
     side.loc[len(side)] = [run.t("sd.check.coverage"), run.percent(1 - oc.unassigned_share),
                            run.percent(1 - checks.unassigned_share)]
     run.table(side, labels={"check": "col.check"})
-    run.table(r.comparison["transitions"].reset_index().rename(columns={"stage": f"{other.name} \\ {r.model.name}"}))
+    old_labels, new_labels = stage_labels(other, run.lang), stage_labels(r.model, run.lang)
+    trans = r.comparison["transitions"].rename(index=old_labels, columns=new_labels)
+    run.table(trans.reset_index().rename(columns={"stage": f"{other.name} \\ {r.model.name}"}))
     moves = r.comparison["moves"]
+    moves = moves.assign(**{"from": moves["from"].map(old_labels), "to": moves["to"].map(new_labels),
+                            "rule": moves["rule"].map(lambda x: rule(x, run.lang))})
     if set(other.order) == set(r.model.order):
         run.say("sd.compare_moves", n=f"{int(moves['n'].sum()) if len(moves) else 0:,}")
     else:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..analysis import targeting as tg
 from ..analysis.uplift import MIN_PER_ARM
-from ..i18n import format_number, format_percent, t
+from ..i18n import format_date, format_number, format_percent, t
 from .plots import plot_calibration, plot_gains, plot_qini, plot_tree_diagram
 
 #: Hold-out AUCs closer than this are reported as ranking alike (about the noise of a few thousand test deals).
@@ -36,7 +36,7 @@ def summary_sentences(r: tg.TargetingResult, lang: str) -> list[str]:
     out.append(t(f"tg.summary_choice.{_choice(m)}", lang, auc=num(m["auc"]), tree=num(m["tree_auc"]),
                  base=num(m["baseline_auc"]), tree_lift=num(m["tree_lift_at_10pct"], 1)))
     if later["status"] == "ok":
-        out.append(t("tg.summary_later", lang, cutoff=later["cutoff"].strftime("%Y-%m-%d"),
+        out.append(t("tg.summary_later", lang, cutoff=format_date(later["cutoff"], lang),
                      lift=num(later["lift_at_10pct"], 1), low=num(later["lift_low"], 1), high=num(later["lift_high"], 1)))
     if r.uplift is not None:
         top, marked = r.uplift.holdout["top_tenth"], int(r.targets["action_helps"].sum())
@@ -128,13 +128,13 @@ def show_later_check(run, r: tg.TargetingResult) -> None:
                 train=format_number(c.get("n_train", 0), run.lang), min=tg.MIN_LATER_CLOSED,
                 min_closed=tg.MIN_CLOSED, min_class=tg.MIN_PER_CLASS)
         return
-    run.say("tg.later_note", train=format_number(c["n_train"], run.lang), cutoff=c["cutoff"].strftime("%Y-%m-%d"),
+    run.say("tg.later_note", train=format_number(c["n_train"], run.lang), cutoff=format_date(c["cutoff"], run.lang),
             n=format_number(c["n_checked"], run.lang), rate=run.percent(c["base_rate"]),
             top=format_number(c["top10_n"], run.lang), wins=format_number(c["top10_wins"], run.lang),
             lift=format_number(c["lift_at_10pct"], run.lang, digits=1),
             low=format_number(c["lift_low"], run.lang, digits=1), high=format_number(c["lift_high"], run.lang, digits=1))
     _show_measures(run, c["lists"])
-    run.say("tg.later_caveat", cutoff=c["cutoff"].strftime("%Y-%m-%d"))
+    run.say("tg.later_caveat", cutoff=format_date(c["cutoff"], run.lang))
 
 
 def show_uplift(run, r: tg.TargetingResult) -> None:

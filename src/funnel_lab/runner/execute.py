@@ -23,6 +23,7 @@ class NotebookResult:
     seconds: float = 0.0
     error: str | None = None
     reason: str | None = None  # why skipped: a catalogue key
+    missing_glyphs: str | None = None  # characters its charts could not draw (no font has them)
 
 
 @dataclass
@@ -70,13 +71,39 @@ def execute_notebook(job: Job) -> NotebookResult:
         nb = nbformat.read(tmp if tmp.exists() else job.notebook, as_version=4)
     finally:
         tmp.unlink(missing_ok=True)
+    glyphs = glyphs_not_drawn(nb)
+    if glyphs:
+        nb = add_glyph_banner(nb, glyphs, lang=job.lang)
     if error:
         nb = add_error_banner(nb, error, lang=job.lang)
     files.write_text(job.run_dir / f"{job.name}.ipynb", nbformat.writes(nb))
     files.write_text(job.run_dir / f"{job.name}.html", render_html(nb, lang=job.lang, name=job.name,
                                                                            run_name=job.run_dir.name))
     status = "failed" if error else "ok"
-    return NotebookResult(job.name, status, round(time.perf_counter() - start, 2), error)
+    return NotebookResult(job.name, status, round(time.perf_counter() - start, 2), error,
+                          missing_glyphs=glyphs or None)
+
+
+def glyphs_not_drawn(nb) -> str:
+    """The characters the notebook's charts could not draw, as the session marked them (once each, in order)."""
+    chars: dict[str, None] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            marked = out.get("metadata", {}).get("funnel_lab", {})
+            chars.update(dict.fromkeys(marked.get("missing_glyphs", "") if isinstance(marked, dict) else ""))
+    return "".join(chars)
+
+
+def add_glyph_banner(nb, glyphs: str, *, lang: str):
+    """Put the notice of characters no font could draw at the top of the report, where no reader misses it."""
+    import nbformat
+
+    from ..fonts import glyph_notice
+
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(glyph_notice(list(glyphs), lang, html_id="fl-glyphs"),
+                                                     metadata={"tags": ["fl-glyph-banner"]}))
+    return nb
 
 
 def add_error_banner(nb, error: str, *, lang: str):

@@ -88,6 +88,7 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
                      format_number(v, lang, digits=0 if float(v).is_integer() else 2)) for k, v in headlines.items()],
         started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
-        duration=f"{(finished - started).total_seconds():.0f} s" if finished else "",
+        duration=t("unit.seconds", lang, n=f"{(finished - started).total_seconds():.0f}") if finished else "",
         data_files=data_files, version=__version__, messages=catalogue(),
+        glyphs=", ".join(r["title"] for r, res in zip(reports, results) if res.missing_glyphs),
     )

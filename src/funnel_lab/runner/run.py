@@ -88,7 +88,7 @@ def run_reports(
         "run_name": params.run_name, "title": params.title, "started_at": started.isoformat(timespec="seconds"),
         "finished_at": None, "status": "running", "params_files": [str(Path(f).resolve()) for f in params_files],
         "overrides": list(overrides or []), "params": masked_dict(params), "inputs": plan.inputs,
-        "versions": _versions(), "funnel_lab_commit": _git_commit(), "notebooks": [],
+        "versions": _versions(), "funnel_lab_commit": _git_commit(), "fonts": _chart_fonts(), "notebooks": [],
     }
     results = {r.name: r for r in plan.skipped}
     _write_run_pages(run_dir, manifest, results, params)
@@ -108,6 +108,10 @@ def run_reports(
             results[res.name] = res
             line = f"[{i}/{len(todo)}] {res.name:<24} {res.status:<6} {res.seconds:6.1f} s"
             print(line + (f"  {res.error.splitlines()[0][:160]}" if res.error else ""), file=progress, flush=True)
+            if res.missing_glyphs:
+                print(f"funnel-lab: {res.name}: {len(res.missing_glyphs)} character(s) its charts could not draw "
+                      f"({res.missing_glyphs[:20]}): no installed font has them; see the notice at the top of "
+                      f"{res.name}.html", file=progress, flush=True)
     finally:
         shutil.rmtree(run_dir / RUN_CACHE, ignore_errors=True)
     # The raw exports are never written to; the manifest shows it with a second checksum after the run.
@@ -152,6 +156,13 @@ def _headlines(run_dir: Path) -> dict[str, float]:
         out.update((k, v) for k, v in json.loads(p.read_text(encoding="utf-8")))
     return out
 
+
+
+def _chart_fonts() -> dict:
+    """The fonts the notebooks' charts draw with: the kernels run in this environment, so they find the same."""
+    from ..fonts import prepare_fonts
+
+    return prepare_fonts().to_dict()
 
 
 def _versions() -> dict[str, str]:
