@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from conftest import cli
 
 from htmlcheck import code_classes, offline_problems, read_page
 

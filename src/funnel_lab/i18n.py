@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from functools import lru_cache
@@ -38,8 +39,6 @@ def t(key: str, lang: str = "en", **values: object) -> str:
 
 def to_html(text: str) -> str:
     """A catalogue sentence as HTML: escaped, its ``**bold**`` (the only markup the catalogue uses) kept."""
-    import html
-
     return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
 
 

@@ -51,7 +51,7 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
     run.say("fc.periods_note", sims=format_number(run.params.forecast.simulations, run.lang))
     run.table(r.forecast, labels={c: f"col.{c}" for c in r.forecast.columns})
     if len(r.forecast):
-        run.figure(plot_forecast(run.periods(r.forecast), title=run.t("fc.chart"), labels={
+        run.figure(plot_forecast(run.periods(r.forecast), title=run.t("fc.chart"), number=run.number, labels={
             "expected": run.t("col.expected_amount"), "range": "p10-p90", "crm": run.t("col.crm_weighted")}))
     if len(r.backtest):
         run.heading("fc.backtest")
@@ -122,7 +122,8 @@ def show_monitoring(run, r: MonitoringResult, labels: dict[str, str]) -> None:
     if measure == "deals":
         run.say("mon.no_amounts")
     steps = {s: run.t(f"mon.step.{s}") for s in r.waterfall["step"]}
-    run.figure(plot_waterfall(r.waterfall, value=measure, labels=steps, title=run.t(f"mon.waterfall_chart_{measure}")))
+    run.figure(plot_waterfall(r.waterfall, value=measure, labels=steps, number=run.number,
+                              title=run.t(f"mon.waterfall_chart_{measure}")))
     shown = r.waterfall.assign(step=r.waterfall["step"].map(steps))
     run.table(shown, labels={"step": "col.step", "deals": "col.n", "amount": "col.amount"})
     pushed = r.moves[r.moves["pushed_out"]].sort_values("amount", ascending=False)

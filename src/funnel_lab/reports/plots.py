@@ -189,10 +189,11 @@ def plot_group_rates(rates: pd.DataFrame, *, title: str = "", top: int = 25, lab
 
 
 def plot_forecast(forecast: pd.DataFrame, *, labels: dict[str, str] | None = None, title: str = "",
-                  ax: Axes | None = None) -> Axes:
+                  number=None, ax: Axes | None = None) -> Axes:
     """Expected won revenue per period with its 10-90% simulated range (and the CRM's weighting as a mark).
 
-    ``labels`` names the legend entries ``expected``, ``range`` and ``crm`` in the report's language.
+    ``labels`` names the legend entries ``expected``, ``range`` and ``crm`` in the report's language; ``number``
+    writes the axis' amounts (``12,500,000`` by default; ``1,250万`` in a Chinese report).
     """
     names = {"expected": "expected", "range": "p10-p90", "crm": "CRM weighted"} | (labels or {})
     ax = _axes(ax, height=3.4)
@@ -203,7 +204,7 @@ def plot_forecast(forecast: pd.DataFrame, *, labels: dict[str, str] | None = Non
     if forecast["crm_weighted"].notna().any():
         ax.plot(x, forecast["crm_weighted"], "D", color="#dd8452", label=names["crm"])
     ax.set_xticks(x, forecast["period"])
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: number(v) if number else f"{v:,.0f}"))
     ax.legend(frameon=False)
     ax.set_title(title, loc="left")
     return ax
@@ -386,7 +387,7 @@ def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str],
 
 
 def plot_waterfall(waterfall: pd.DataFrame, *, value: str = "amount", labels: dict[str, str] | None = None,
-                   title: str = "", ax: Axes | None = None) -> Axes:
+                   title: str = "", number=None, ax: Axes | None = None) -> Axes:
     """The pipeline from start to end: level bars for start and end, floating bars for each flow between.
 
     ``value`` is the column drawn (``amount`` or ``deals``); the other one is written in brackets.
@@ -394,6 +395,7 @@ def plot_waterfall(waterfall: pd.DataFrame, *, value: str = "amount", labels: di
     from ..analysis.monitoring import STEP_SIGN
 
     other = "deals" if value == "amount" else "amount"
+    number = number or (lambda x: f"{x:,.0f}")
     v = waterfall[value].astype(float)
     ax = _axes(ax, height=3.6)
     level = 0.0
@@ -407,7 +409,7 @@ def plot_waterfall(waterfall: pd.DataFrame, *, value: str = "amount", labels: di
             level += sign * height
         ax.bar(i, height, bottom=bottom, color=color, width=0.6)
         mark = "" if sign is None else "+" if sign > 0 else "-"
-        ax.annotate(f"{mark}{height:,.0f}\n({note:,.0f})", (i, bottom + height), xytext=(0, 2),
+        ax.annotate(f"{mark}{number(height)}\n({number(note)})", (i, bottom + height), xytext=(0, 2),
                     textcoords="offset points", ha="center", fontsize=7)
     ax.set_xticks(np.arange(len(waterfall)), [(labels or {}).get(s, s) for s in waterfall["step"]])
     # the flows are small beside the levels: start the axis just below the lowest point so that they show
@@ -415,6 +417,6 @@ def plot_waterfall(waterfall: pd.DataFrame, *, value: str = "amount", labels: di
     high = max(v.iloc[0], v.iloc[-1]) + v.iloc[1:-1].sum()
     span = max(high - low, 1.0)
     ax.set_ylim(max(0.0, low - 0.25 * span), high + 0.15 * span)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: number(x)))
     ax.set_title(title, loc="left")
     return ax
