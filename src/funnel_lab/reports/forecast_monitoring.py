@@ -14,6 +14,14 @@ from .plots import plot_control_charts, plot_forecast, plot_waterfall
 RECENT_PERIODS = 13
 
 
+def tick_day(lang: str):
+    """How a time axis writes its ticks in ``lang``: ``2026年5月`` on a month's first day, else ``2026年5月3日``
+    (None: matplotlib's own, in English)."""
+    if lang == "en":
+        return None
+    return lambda d: format_period(f"{d:%Y-%m}", lang) if d.day == 1 else format_date(d, lang)
+
+
 def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90, currency: str | None = None) -> list[str]:
     """The forecast's summary sentences; money carries ``currency`` when it is known."""
     f = r.forecast
@@ -101,12 +109,12 @@ def show_monitoring(run, r: MonitoringResult, labels: dict[str, str]) -> None:
         run.heading("mon.charts")
         run.say_history_source()
         run.say("mon.entries_note", sigma=sigma)
-        run.figure(plot_control_charts(ch.limits, "entered", stages=stages, labels=labels,
+        run.figure(plot_control_charts(ch.limits, "entered", stages=stages, labels=labels, date_label=tick_day(run.lang),
                                        title=run.t("mon.entries_chart")))
         windows = ", ".join(f"{labels.get(s, s)} {d}" for s, d in ch.windows.items())
         run.say("mon.conversion_note", sigma=sigma, windows=windows)
         run.figure(plot_control_charts(ch.limits, "conversion", stages=ch.order, labels=labels,
-                                       title=run.t("mon.conversion_chart")))
+                                       date_label=tick_day(run.lang), title=run.t("mon.conversion_chart")))
         run.heading("mon.alerts", level=3)
         recent = sorted(set(ch.limits["period"]))[-RECENT_PERIODS:]
         shown = r.alerts[r.alerts["period"].isin(recent)]

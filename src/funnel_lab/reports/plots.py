@@ -350,7 +350,7 @@ def plot_tree_diagram(nodes: pd.DataFrame, *, yes: str = "yes", no: str = "no", 
 
 
 def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str], labels: dict[str, str] | None = None,
-                        title: str = "", last: int = 52) -> plt.Figure:
+                        title: str = "", last: int = 52, date_label=None) -> plt.Figure:
     """One control chart per stage: the metric per period, its center and limits, breaches marked in red.
 
     Parameters
@@ -363,6 +363,9 @@ def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str],
         The stages to draw, one panel each.
     last : int
         The most recent periods shown.
+    date_label : callable, optional
+        Writes a tick's day (a datetime) on the time axis, e.g. ``2026年5月`` in a Chinese report; matplotlib's
+        ``2026-05`` by default.
     """
     fig, axes = plt.subplots(len(stages), 1, figsize=(9, 1.9 * len(stages) + 0.6), sharex=True, layout="constrained",
                              squeeze=False)
@@ -383,6 +386,10 @@ def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str],
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     axes[0, 0].set_title(title, loc="left")
     axes[-1, 0].tick_params(axis="x", rotation=30)
+    if date_label:
+        import matplotlib.dates as mdates
+
+        axes[-1, 0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: date_label(mdates.num2date(x))))
     return fig
 
 
