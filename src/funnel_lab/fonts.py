@@ -109,7 +109,7 @@ def _first_family() -> tuple[str | None, str | None]:
     return None, None
 
 
-def glyph_notice(chars: list[str] | str, lang: str, *, html_id: str = "") -> str:
+def glyph_notice(chars: str, lang: str, *, html_id: str = "") -> str:
     """The red box that says which characters the charts could not draw, and how to get the font that draws them."""
     text = to_html(t("fonts.missing", lang, n=len(chars), chars=" ".join(chars), font=NEEDED_FONT,
                      package=FONT_PACKAGE))

@@ -10,13 +10,14 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from ..fonts import FONT_STACK, prepare_fonts
 
+# the CJK fonts are known to matplotlib as soon as the charts are imported, in JupyterLab too (once per process)
+prepare_fonts()
+
 
 
 def set_plot_theme() -> None:
     """Seaborn's theme with fonts that draw Chinese labels (``set_theme`` resets fonts, so set them together)."""
     import seaborn as sns
-
-    prepare_fonts()
 
     sns.set_theme(
         style="whitegrid",

@@ -13,9 +13,9 @@ from pandas.io.formats.style import Styler
 
 from .. import files
 from ..config import Params
+from ..fonts import glyph_notice, is_glyph_warning, missing_glyphs
 from ..i18n import catalogue, format_date, format_number, format_p, format_percent, format_period, is_period, t, to_html
 from ..pipeline import RUN_CACHE, Pipeline, load
-from ..fonts import glyph_notice, is_glyph_warning, missing_glyphs
 from .plots import set_plot_theme
 
 
@@ -118,9 +118,9 @@ class RunContext:
         for w in caught:
             if not is_glyph_warning(w):
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-        chars = missing_glyphs(caught)
+        chars = "".join(missing_glyphs(caught))
         if chars:
-            display(HTML(glyph_notice(chars, self.lang)), metadata={"funnel_lab": {"missing_glyphs": "".join(chars)}})
+            display(HTML(glyph_notice(chars, self.lang)), metadata={"funnel_lab": {"missing_glyphs": chars}})
 
     def heading(self, key: str, level: int = 2, **values: Any) -> None:
         display(Markdown(f"{'#' * level} {self.t(key, **values)}"))

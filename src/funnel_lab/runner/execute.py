@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import files
+from ..fonts import glyph_notice
 from ..i18n import t
 from .render import render_html
 
@@ -98,10 +99,8 @@ def add_glyph_banner(nb, glyphs: str, *, lang: str):
     """Put the notice of characters no font could draw at the top of the report, where no reader misses it."""
     import nbformat
 
-    from ..fonts import glyph_notice
-
     nb = copy.deepcopy(nb)
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(glyph_notice(list(glyphs), lang, html_id="fl-glyphs"),
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(glyph_notice(glyphs, lang, html_id="fl-glyphs"),
                                                      metadata={"tags": ["fl-glyph-banner"]}))
     return nb
 
