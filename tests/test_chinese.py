@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from funnel_lab.i18n import t
-from funnel_lab.fonts import bundled_font, missing_glyphs, prepare_fonts, repair_font_cache
+from funnel_lab.fonts import bundled_font, missing_glyphs, repair_font_cache
 from funnel_lab.reports.funnel import funnel_modes
 from funnel_lab.reports.plots import plot_funnel, set_plot_theme
 
@@ -200,9 +200,8 @@ def test_repair_finds_nothing_to_add_to_a_current_cache(tmp_path):
 
 def test_missing_glyphs_are_read_from_matplotlib_warnings():
     set_plot_theme()
-    prepare_fonts()
     fig, ax = plt.subplots()
-    ax.set_title("商机 \U0001F600 \u0F40")
+    ax.set_title("商机阶段：潜在客户 意向客户 评估客户 决策客户 成交 \U0001F600 \u0F40")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fig.canvas.draw()

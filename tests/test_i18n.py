@@ -1,11 +1,8 @@
 import re
-import warnings
 
-import matplotlib.pyplot as plt
 import pytest
 
 from funnel_lab.i18n import catalogue, format_date, format_money, format_number, format_percent, format_period, t
-from funnel_lab.reports.plots import set_plot_theme
 
 
 def test_every_message_has_both_languages_with_the_same_placeholders():
@@ -44,14 +41,3 @@ def test_money_periods_and_dates_in_chinese():
 
 def test_format_percent():
     assert format_percent(0.1234) == "12.3%" and format_percent(float("nan")) == "–"
-
-
-def test_chinese_chart_labels_have_no_missing_glyphs():
-    set_plot_theme()
-    fig, ax = plt.subplots()
-    ax.set_title("商机阶段：潜在客户 意向客户 评估客户 决策客户 成交")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fig.canvas.draw()
-    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
-    assert missing == [], "the bundled Noto Sans CJK (pip package noto-cjk-sans-otc) should draw these"

@@ -29,6 +29,8 @@ NOTE_PATTERNS = [
     (r"status must be open, won or lost", "note.status_values"),
     (r"`won` added", "note.won_added"),
     (r"on (?P<keys>[\w, ]+): (?P<n>[\d,]+) groups", "note.exact_groups"),
+    (r"(?P<cols>[\w, ]+) at score >= (?P<score>[\d.]+) within equal rows: (?P<n>[\d,]+) groups",
+     "note.fuzzy_groups_all"),
     (r"(?P<cols>[\w, ]+) at score >= (?P<score>[\d.]+) within equal (?P<block>[\w, ]+): (?P<n>[\d,]+) groups",
      "note.fuzzy_groups"),
     (r"identical rows", "note.identical_rows"),
@@ -37,7 +39,10 @@ NOTE_PATTERNS = [
     (r"rows whose occurred_at is missing or not a date", "note.bad_occurred_at"),
     (r"rows whose (?P<col>\w+) is missing or not among the opportunities", "note.unknown_deal"),
     (r"(?P<n>[\d,]+) amounts in (?P<codes>.+) converted to (?P<home>[A-Z]{3}) by (?P<how>.+)", "note.converted"),
-    (r"(?P<n>[\d,]+) amounts without a currency taken as (?P<code>[A-Z]{3})(?P<why>.*)", "note.currency_filled"),
+    (r"(?P<n>[\d,]+) amounts without a currency taken as (?P<code>[A-Z]{3}) \(exchange_rate 1\)",
+     "note.currency_filled_rate"),
+    (r"(?P<n>[\d,]+) amounts without a currency taken as (?P<code>[A-Z]{3}), the only currency named",
+     "note.currency_filled_only"),
     (r"every amount already in (?P<home>[A-Z]{3})", "note.one_currency"),
     # quarantine reasons, as the data-quality report groups them
     (r"near duplicate of (?P<rest>.+)", "note.near_duplicate_of"),
@@ -83,11 +88,6 @@ def _piece(piece: str, lang: str) -> str:
             values = m.groupdict()
             if "kinds" in values:
                 values["kinds"] = "、".join(_kind(k, lang) for k in values["kinds"].split(", "))
-            if key == "note.fuzzy_groups" and values["block"] == "rows":
-                key = "note.fuzzy_groups_all"
-            if key == "note.currency_filled":
-                why = {t("note.rate_one", "en"): "note.rate_one", t("note.only_currency", "en"): "note.only_currency"}
-                values["why"] = t(why[values["why"]], lang) if values["why"] in why else values["why"]
             return t(key, lang, **values)
     return piece
 
@@ -109,9 +109,9 @@ def term(name: str, lang: str) -> str:
     return m["col"] if m else name
 
 
-#: The words of the stage-rule language that a reader sees in a rule.
-_RULE_WORDS = {"and": "rule.and", "or": "rule.or", "not": "rule.not", "True": "rule.true", "False": "rule.false",
-               "in": "rule.in"}
+#: The words of the stage-rule language that a reader sees in a rule (the catalogue's rule words, the tree's too).
+_RULE_WORDS = {"and": "tg.rule.and", "or": "tg.rule.or", "not": "tg.rule.not", "True": "tg.rule.yes",
+               "False": "tg.rule.no", "in": "tg.rule.in"}
 
 
 def rule(expression: str, lang: str) -> str:
@@ -120,7 +120,7 @@ def rule(expression: str, lang: str) -> str:
     if lang == "en" or not isinstance(expression, str):
         return expression
     if expression.strip() == "True":
-        return t("rule.every_deal", lang)
+        return t("sd.every_deal", lang)
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(expression).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError):

@@ -89,7 +89,7 @@ def glyphs_not_drawn(nb) -> str:
     """The characters the notebook's charts could not draw, as the session marked them (once each, in order)."""
     chars: dict[str, None] = {}
     for cell in nb.cells:
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+        for out in cell.get("outputs", []):
             marked = out.get("metadata", {}).get("funnel_lab", {})
             chars.update(dict.fromkeys(marked.get("missing_glyphs", "") if isinstance(marked, dict) else ""))
     return "".join(chars)
