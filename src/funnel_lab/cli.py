@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     params_args(check)
     st = sub.add_parser("stages", help="stage assignment and its quality checks as a terminal table (fast)")
     params_args(st)
+    hist = sub.add_parser("history", help="the run history of a params file: one row per run, its headline numbers")
+    hist.add_argument("params", nargs="+", metavar="PARAMS.yaml", help="params files, deep-merged left to right")
+    hist.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    hist.add_argument("--out", type=Path, metavar="DIR", help="root folder of the reports (default: ./reports)")
+    hist.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     demo = sub.add_parser("demo-data", help="write the synthetic demo CRM (CSV) and its ground truth")
     demo.add_argument("dir", type=Path)
     demo.add_argument("--rows", type=int, default=20_000, help="distinct opportunities (default: %(default)s)")
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "stages":
             return _stages(args)
+        if args.command == "history":
+            return _history(args)
         if args.command == "demo-data":
             from .data.demo import write_demo_data
 
@@ -91,11 +98,32 @@ def _check(args: argparse.Namespace) -> int:
         for (table, column, check), part in v.groupby(["table", "column", "check"]):
             rows = ", ".join(str(r) for r in part["source_row"].dropna().head(5))
             print(f"  {table}.{column}: {check}: {len(part):,} rows (e.g. rows {rows})")
+    store = plan.pipeline.history_store()
+    runs = store.records() if store.folder.is_dir() else []
+    print(f"run history: {store.folder} ({len(runs)} run(s) recorded" +
+          (f", the last on data up to {runs[-1]['as_of']})" if runs else ")"))
+    for name, line in _alert_channels(plan.params).items():
+        print(f"  alerts by {name}: {line}")
     for name in plan.run:
         print(f"  will run  {name}")
     for r in plan.skipped:
         print(f"  skip      {r.name}: {skip_note(r, 'en')}")
     return EXIT_OK
+
+
+def _alert_channels(params) -> dict[str, str]:
+    """Each alert channel as ``check`` shows it: where it sends (secrets masked), and an unset variable named."""
+    import re
+
+    from .config import mask_url, mask_webhook
+
+    out = {}
+    for name, cfg in params.alerts.channels().items():
+        target = cfg.url if name == "webhook" else cfg.smtp_url
+        unset = [v for v in re.findall(r"\$\{(\w+)\}", target) if v not in os.environ]
+        where = mask_webhook(target) if name == "webhook" else f"{mask_url(target)} to {', '.join(cfg.to)}"
+        out[name] = where + (f" (environment variable {unset[0]} is not set: this channel will fail)" if unset else "")
+    return out
 
 
 def _stages(args: argparse.Namespace) -> int:
@@ -106,6 +134,28 @@ def _stages(args: argparse.Namespace) -> int:
     if pipeline.params.data.opportunities is None or pipeline.params.stages is None:
         raise ParamsError("stages needs data.opportunities and a stages: model (rules or score) in the params")
     print(pipeline.stage_design().text())
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    """The run history as a table: reads no input, only the history folder."""
+    import pandas as pd
+
+    from .pipeline import load
+
+    pipeline = load(*args.params, overrides=args.overrides)
+    params = pipeline.params
+    folder = params.monitoring.history or (args.out or Path.cwd() / "reports").resolve() / params.run_name / "history"
+    table = pipeline.history_store(folder).table()
+    if table.empty:
+        print(f"funnel-lab: no run of {params.run_name} recorded yet in {folder}", file=sys.stderr)
+        return EXIT_OK
+    if args.csv:
+        print(table.to_csv(index=False), end="")
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", None):
+            print(f"{params.run_name}: {len(table)} run(s) in {folder}")
+            print(table.to_string(index=False, na_rep=""))
     return EXIT_OK
 
 

@@ -250,6 +250,53 @@ class Monitoring(_Strict):
     alert_sigma: float = Field(3.0, gt=0)
     #: days a deal has to reach a later stage to count as converted; None: each stage's 75th percentile
     window_days: int | None = Field(None, ge=1)
+    #: folder of the run history (one record per run); None: ``<reports>/<run_name>/history/``
+    history: Path | None = None
+    #: runs whose deal-by-deal state is kept in the history (the records themselves are all kept)
+    history_deal_runs: int = Field(8, ge=2)
+
+
+class _Channel(_Strict):
+    #: seconds one attempt may take
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    #: attempts after the first one fails (1 s, then 2 s, 4 s... apart)
+    retries: int = Field(2, ge=0, le=10)
+
+
+class Webhook(_Channel):
+    """A JSON POST of the new breaches (``alerts.webhook``)."""
+
+    #: ``https://...``, or ``${VAR}`` read from the environment when the alert is sent (never stored)
+    url: str = Field(min_length=1)
+
+
+class Email(_Channel):
+    """A short text e-mail of the new breaches (``alerts.email``)."""
+
+    #: ``smtp://user:password@host:port`` (STARTTLS when the server offers it), ``smtps://...`` (TLS), or ``${VAR}``
+    smtp_url: str = Field(min_length=1)
+    to: list[str] = Field(min_length=1)
+    sender: str | None = None  # default: funnel-lab@<this host>
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not re.fullmatch(r"[^@\s]+@[^@\s]+", a)]
+        if bad:
+            raise ValueError(f"not an e-mail address: {', '.join(map(repr, bad))}")
+        return v
+
+
+class Alerts(_Strict):
+    """Where the new breaches of a run are delivered (``alerts:``); no channel: they stay in ``alerts.csv``."""
+
+    webhook: Webhook | None = None
+    email: Email | None = None
+    #: the report's address in the message (e.g. where the reports are served); default: the index file's path
+    report_url: str | None = None
+
+    def channels(self) -> dict[str, Webhook | Email]:
+        return {n: c for n, c in (("webhook", self.webhook), ("email", self.email)) if c is not None}
 
 
 #: Spark masters: local[N], spark://host:port, yarn, k8s://https://host:port (mesos:// as Spark still takes it)
@@ -285,6 +332,7 @@ class Params(_Strict):
     targeting: Targeting = Field(default_factory=Targeting)
     forecast: Forecast = Field(default_factory=Forecast)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    alerts: Alerts = Field(default_factory=Alerts)
     engine: EngineSettings = Field(default_factory=EngineSettings)
 
     def tables(self) -> dict[str, TableSource]:
@@ -358,6 +406,8 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
             for j in src.get("join") or []:
                 if isinstance(j, dict):
                     fix(j, "path")
+    if isinstance(doc.get("monitoring"), dict):
+        fix(doc["monitoring"], "history")
     if isinstance(doc.get("stages"), dict):
         fix(doc["stages"], "compare_with")
     elif isinstance(doc.get("stages"), str):
@@ -561,12 +611,24 @@ def resolved_dict(params: Params) -> dict:
 
 
 def masked_dict(params: Params) -> dict:
-    """:func:`resolved_dict` for manifests and reports: passwords in database URLs masked."""
+    """:func:`resolved_dict` for manifests and reports: passwords in database and SMTP URLs masked, a webhook's
+    path (where its token lives) too."""
     out = resolved_dict(params)
     for src in out.get("data", {}).values():
         if src.get("database"):
             src["database"] = mask_url(src["database"])
+    alerts = out.get("alerts", {})
+    if "webhook" in alerts:
+        alerts["webhook"]["url"] = mask_webhook(alerts["webhook"]["url"])
+    if "email" in alerts:
+        alerts["email"]["smtp_url"] = mask_url(alerts["email"]["smtp_url"])
     return out
+
+
+def mask_webhook(url: str) -> str:
+    """``https://hooks.example.com/services/T0/B0/secret`` -> ``https://hooks.example.com/***``; ``${VAR}`` and
+    a bare host unchanged."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/?#]+)[/?#].+$", r"\1/***", mask_url(url), flags=re.I)
 
 
 def mask_url(url: str) -> str:

@@ -57,3 +57,8 @@ def write_csv(path: str | Path, df: pd.DataFrame) -> Path:
     """UTF-8 CSV with a header row and ``\\n`` line ends, atomically; written in chunks (a table of a million rows
     is never held as one string)."""
     return write_with(path, lambda f: df.to_csv(f, index=False, lineterminator="\n", encoding="utf-8"))
+
+
+def write_parquet(path: str | Path, df: pd.DataFrame) -> Path:
+    """A Parquet file (pyarrow), atomically."""
+    return write_with(path, lambda f: df.to_parquet(f, index=False))

@@ -101,6 +101,13 @@ def format_percent(x: float | None, lang: str = "en", *, digits: int = 1) -> str
     return f"{100 * x:.{digits}f}%"
 
 
+def format_points(x: float | None, lang: str = "en", *, digits: int = 2) -> str:
+    """A difference of two shares in percentage points, signed (0.0123 -> ``+1.23``)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return ("+" if x > 0 else "") + format_number(100 * x, lang, digits=digits)
+
+
 def format_p(p: float | None) -> str:
     """A p-value with its relation, for "p {}": ``= 0.012``, ``= 0.0031``, ``< 0.0001``."""
     if p is None or (isinstance(p, float) and math.isnan(p)):

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from . import files
-from .config import Params, SnapshotSource, load_params, require_tables, update_params
+from .config import Params, SnapshotSource, load_params, require_tables, resolved_dict, update_params
 from .errors import ParamsError
 
 #: The run folder's working folder: the steps the plan computed, for the run's notebooks; removed when the run ends.
@@ -39,7 +39,8 @@ RUN_CACHE = ".cache"
 #: Steps worth keeping for the notebooks of a run (the rest take milliseconds). The merged steps are kept too, so
 #: that a notebook holds only what it reads (the opportunities with their features, not also the tables and the
 #: activity log they were made from).
-CACHED_STEPS = ("table", "cleaned", "validation", "activities", "history", "as_of", "opportunities")
+CACHED_STEPS = ("table", "cleaned", "validation", "activities", "history", "as_of", "opportunities", "durations",
+                "deal_states")
 #: Set to a file path, and every step appends a JSON line saying what it did and how long it took (a profile of a
 #: run: the runner's kernels inherit the variable).
 TRACE_VARIABLE = "FUNNEL_LAB_TRACE"
@@ -410,6 +411,74 @@ class Pipeline:
         own = cfg.labels.get(lang, {}) if cfg else {}
         return {"unassigned": t("stage.unassigned", lang), "won": t("headline.won", lang),
                 "lost": t("headline.lost", lang), **{s: own.get(s, s) for s in (cfg.order if cfg else [])}}
+
+    # ------------------------------------------------------------------------------------ time in stage, state
+
+    @property
+    def stage_durations(self) -> pd.DataFrame | None:
+        """Days each deal spent in each stage of ``stages.order`` (:func:`~funnel_lab.analysis.funnel.stage_durations`);
+        None without a stage history."""
+        from .analysis.funnel import stage_durations
+        from .engine import open_engine
+
+        if self.history is None:
+            return None
+
+        def compute() -> pd.DataFrame:
+            with open_engine(self.params.engine) as engine:
+                return stage_durations(self.history, self.opportunities, list(self.params.stages.order),
+                                       as_of=self.as_of, engine=engine)
+
+        inputs = self._feature_inputs() + [list(self.params.stages.order), self._section("engine")]
+        return self._step("durations", "", inputs, compute)
+
+    @property
+    def deal_states(self) -> pd.DataFrame:
+        """Every deal's status, stage, expected close, amount and stalled flag: what the run history keeps
+        (:func:`~funnel_lab.history.changes.deal_states`)."""
+        from .analysis.funnel import stalled_deals, time_in_stage
+        from .history.changes import deal_states
+
+        def compute() -> pd.DataFrame:
+            durations, order = self.stage_durations, list(self.params.stages.order) if self.params.stages else []
+            stalled = (stalled_deals(durations, time_in_stage(durations, order))["opportunity_id"]
+                       if durations is not None else [])
+            cfg = self.params.stages
+            return deal_states(self.opportunities, self.stages if cfg and (cfg.rules or cfg.score) else None, stalled)
+
+        inputs = self._feature_inputs() + [self._section("stages"), self._section("engine")]
+        return self._step("deal_states", "", inputs, compute)
+
+    @property
+    def run_id(self) -> str:
+        """This run's id in the run history: its analysis date and a digest of the params and inputs (a rerun on
+        the same inputs has the same id)."""
+        from .history.store import run_id
+
+        params = {k: v for k, v in resolved_dict(self.params).items() if k not in ("alerts", "title")}
+        params.get("monitoring", {}).pop("history", None)
+        return run_id(self.as_of, params, self.checksums)
+
+    def history_store(self, folder: str | Path | None = None):
+        """The run history (:class:`~funnel_lab.history.store.RunHistory`) in ``folder``, else
+        ``monitoring.history``, else ``reports/<run_name>/history`` in the working directory."""
+        from .history.store import RunHistory
+
+        cfg = self.params.monitoring
+        where = folder or cfg.history or Path.cwd() / "reports" / self.params.run_name / "history"
+        return RunHistory(Path(where), keep_deals=cfg.history_deal_runs)
+
+    def since_last_run(self, history: str | Path | None = None):
+        """This run against the last one in the run history (``history``: its folder, see :meth:`history_store`):
+        :class:`~funnel_lab.history.changes.SinceLastRun`, with ``data/changes.csv``."""
+        from .history.changes import SinceLastRun
+
+        store = self.history_store(history)
+        rid = self.run_id
+        previous = store.previous(rid)
+        before = store.deals(previous[-1]["run_id"]) if previous else None
+        order = list(self.params.stages.order) if self.params.stages else []
+        return SinceLastRun.compare(rid, self.as_of, self.deal_states, previous, before, order)
 
     # ----------------------------------------------------------------------------------------------- analyses
 

@@ -460,7 +460,7 @@ def analyse_funnel(p) -> FunnelResult:
     if history is not None:
         with open_engine(p.params.engine) as engine:
             reach = deal_reach(history, opp, order, engine=engine)
-            durations = stage_durations(history, opp, order, as_of=as_of, engine=engine)
+        durations = p.stage_durations  # the run's plan computed it (the run history's stalled deals need it)
         funnel = funnel_table(reach, order)
         dyn = stage_dynamics(history, order)
         times = time_in_stage(durations, order)

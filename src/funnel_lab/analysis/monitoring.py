@@ -20,6 +20,9 @@ SERIES_COLUMNS = ["stage", "period", "period_start", "period_end", "complete", "
                   "converted", "conversion"]
 ALERT_COLUMNS = ["period", "stage", "metric", "value", "center", "lcl", "ucl", "direction"]
 WATERFALL_STEPS = ["start", "created", "pulled_in", "pushed_out", "won", "lost", "end"]
+#: Alerts of the latest periods: those the report shows and the alert channels deliver (every breach is in
+#: ``alerts.csv``).
+RECENT_PERIODS = 13
 #: The sign each waterfall step adds to the pipeline (start and end are levels).
 STEP_SIGN = {"created": 1, "pulled_in": 1, "pushed_out": -1, "won": -1, "lost": -1}
 

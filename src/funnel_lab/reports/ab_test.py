@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..analysis.abtest import ABResult
-from ..i18n import format_number, format_p, format_percent, t
+from ..i18n import format_number, format_p, format_percent, format_points, t
 from .plots import plot_variant_rates
 from .wording import note
 
@@ -14,11 +14,6 @@ def headlines(r: ABResult) -> dict[str, float | None]:
     """The index page's number: the headline difference in percentage points (None when there is none)."""
     diff = r.decision.get("diff")
     return {"ab_diff": None if diff is None else round(100 * diff, 2)}
-
-
-def _pts(x: float, lang: str) -> str:
-    """A difference of rates in percentage points, signed."""
-    return ("+" if x > 0 else "") + format_number(100 * x, lang, digits=2)
 
 
 def _signed_percent(x: float, lang: str) -> str:
@@ -34,8 +29,8 @@ def summary_sentences(r: ABResult, lang: str, *, srm_threshold: float) -> list[s
             row = r.binary.set_index("variant").loc[variant]
             out.append(t("ab.binary_result", lang, variant=variant, control=r.control,
                          rate=format_percent(row["rate"], lang), rate0=format_percent(row["rate_control"], lang),
-                         diff=_pts(row["diff"], lang), lo=_pts(row["diff_ci_low"], lang),
-                         hi=_pts(row["diff_ci_high"], lang), lift=_signed_percent(row["relative_lift"], lang),
+                         diff=format_points(row["diff"], lang), lo=format_points(row["diff_ci_low"], lang),
+                         hi=format_points(row["diff_ci_high"], lang), lift=_signed_percent(row["relative_lift"], lang),
                          lift_lo=_signed_percent(row["lift_ci_low"], lang),
                          lift_hi=_signed_percent(row["lift_ci_high"], lang), p=format_p(row["p_headline"]),
                          test=t(f"ab.test.{row['test']}", lang)))
@@ -129,7 +124,7 @@ def show_details(run, r: ABResult) -> None:
         run.heading("ab.segments", by=cfg.segment)
         run.say("ab.simpson" if r.simpson else "ab.no_simpson")
         cols = ["segment", "variant", "n_control", "rate_control", "n_treatment", "rate_treatment", "diff", "p_value"]
-        shown = r.segments.assign(diff=[_interval(run.lang, *v, lambda x: _pts(x, run.lang))
+        shown = r.segments.assign(diff=[_interval(run.lang, *v, lambda x: format_points(x, run.lang))
                                         for v in r.segments[["diff", "diff_ci_low", "diff_ci_high"]].to_numpy()])
         run.table(shown[cols], labels={c: f"col.{c}" for c in cols}, percent=("rate_control", "rate_treatment"),
                   pvalues=("p_value",))
@@ -149,7 +144,7 @@ def _interval(lang: str, x: float, lo: float, hi: float, fmt) -> str:
 def binary_table(binary: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The conversion table as read: each estimate with its 95% interval in one cell."""
     pct = lambda x: format_percent(x, lang)  # noqa: E731
-    pts = lambda x: _pts(x, lang)  # noqa: E731
+    pts = lambda x: format_points(x, lang)  # noqa: E731
     out = binary.assign(
         rate=[_interval(lang, *v, pct) for v in binary[["rate", "ci_low", "ci_high"]].to_numpy()],
         diff=[_interval(lang, *v, pts) for v in binary[["diff", "diff_ci_low", "diff_ci_high"]].to_numpy()],

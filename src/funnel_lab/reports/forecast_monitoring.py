@@ -6,12 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from ..analysis.forecast import ForecastResult
-from ..analysis.monitoring import MonitoringResult, day, last_day
+from ..analysis.monitoring import RECENT_PERIODS, MonitoringResult, day, last_day
 from ..i18n import format_date, format_money, format_number, format_percent, format_period, t
-from .plots import plot_control_charts, plot_forecast, plot_waterfall
+from ..history.changes import SinceLastRun
+from ..history.words import format_change, format_value, since_sentences
+from .plots import plot_control_charts, plot_forecast, plot_run_trends, plot_waterfall
 
-#: Alerts shown in the report: those of the latest periods (every breach is in ``alerts.csv``).
-RECENT_PERIODS = 13
+#: Deals of each kind of change listed in the report (all are in ``changes.csv``).
+CHANGES_SHOWN = 10
 
 
 def tick_day(lang: str):
@@ -140,3 +142,66 @@ def show_monitoring(run, r: MonitoringResult, labels: dict[str, str]) -> None:
         cols = ["opportunity_id", "amount", "expected_close_start", "expected_close_end"]
         shown = pushed[cols].head(25).assign(**{c: pushed[c].head(25).dt.date.astype("str") for c in cols[2:]})
         run.table(shown, labels={c: f"col.{c}" for c in cols})
+
+
+def headline_numbers(forecast: ForecastResult, changes: MonitoringResult) -> dict[str, float]:
+    """The page's numbers on the index (and in the run history): forecast won revenue, alerts of the latest period."""
+    return {"forecast": round(float(forecast.forecast["expected_amount"].sum())), "alerts": changes.latest_alert_count()}
+
+
+def summary_sentences(run, forecast: ForecastResult, changes: MonitoringResult, s: SinceLastRun) -> list[str]:
+    """What matters most since the last run, then the forecast, then what changed in the latest period."""
+    labels = run.stage_labels()
+    return (since_sentences(s, run.lang, labels)[:1]
+            + forecast_sentences(forecast, run.lang, horizon_days=run.params.forecast.horizon_days,
+                                 currency=run.currency)
+            + monitoring_sentences(changes, run.lang, labels))
+
+
+def _change_value(v: str, run, labels: dict[str, str]) -> str:
+    """A ``from``/``to`` of ``changes.csv`` for the reader: a stage or status by its label, a date in the report's
+    format."""
+    if v in labels:
+        return labels[v]
+    if v == "open":
+        return run.t("headline.open")
+    try:
+        return format_date(pd.Timestamp(v), run.lang) if v else v
+    except ValueError:
+        return v
+
+
+def show_since_last_run(run, s: SinceLastRun, numbers: dict[str, float]) -> None:
+    """This run against the last one: the numbers and their trend, win rates by stage, the deals that changed."""
+    run.heading("sl.heading")
+    for sentence in since_sentences(s, run.lang, run.stage_labels()):
+        run.paragraph(sentence)
+    if s.last is None:
+        return
+    table = s.numbers_table(numbers)
+    label = lambda k: run.t(f"headline.{k}")  # noqa: E731
+    shown = pd.DataFrame({
+        "number": table["key"].map(label),
+        "last": [format_value(k, v, run.lang, run.currency) for k, v in zip(table["key"], table["last"])],
+        "now": [format_value(k, v, run.lang, run.currency) for k, v in zip(table["key"], table["now"])],
+        "change": [format_change(k, d, run.lang, run.currency) for k, d in zip(table["key"], table["change"])]})
+    run.table(shown, labels={"number": "sl.number", "last": "sl.last", "now": "sl.now", "change": "sl.change"})
+    if len(s.trend_dates()) > 1:
+        run.figure(plot_run_trends(table, s.trend_dates(), labels=dict(zip(table["key"], table["key"].map(label))),
+                                   title=run.t("sl.trend_chart"),
+                                   value_label=lambda k, v: format_value(k, v, run.lang, run.currency)))
+    labels = run.stage_labels()
+    if len(s.win_rates):
+        run.heading("sl.win_rates", level=3)
+        run.say("sl.win_rates_note")
+        w = s.win_rates.assign(stage=s.win_rates["stage"].map(lambda x: labels.get(x, x)))
+        run.table(w, labels={c: f"col.{c}" for c in w.columns}, percent=("win_rate_before", "win_rate_since", "change",
+                                                                        "ci_low", "ci_high"))
+    if len(s.changes):
+        run.heading("sl.changes", level=3)
+        run.say("sl.changes_note")
+        top = s.changes.groupby("change", sort=False).head(CHANGES_SHOWN)
+        top = top.assign(**{c: top[c].map(lambda v: _change_value(v, run, labels)) for c in ("from", "to", "stage")})
+        run.table(top, labels={"opportunity_id": "col.opportunity_id", "change": "sl.change", "from": "sl.from",
+                               "to": "sl.to", "stage": "col.stage", "amount": "col.amount"},
+                  translate={"change": "sl.kind"})

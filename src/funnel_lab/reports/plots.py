@@ -394,6 +394,32 @@ def plot_control_charts(limits: pd.DataFrame, metric: str, *, stages: list[str],
     return fig
 
 
+def plot_run_trends(table: pd.DataFrame, dates: list[str], *, labels: dict[str, str] | None = None, title: str = "",
+                    value_label=None) -> plt.Figure:
+    """One small panel per number: its value at each of the last runs (``table``:
+    :meth:`~funnel_lab.history.changes.SinceLastRun.numbers_table`), this run marked; ``value_label(key, value)``
+    writes the axis ticks."""
+    n = len(table)
+    cols = min(4, max(n, 1))
+    rows = -(-n // cols) if n else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 1.7 * rows + 0.5), layout="constrained", squeeze=False)
+    x = np.arange(len(dates))
+    for ax, r in zip(axes.flat, table.to_dict("records")):
+        y = np.asarray(r["trend"], dtype=float)
+        ax.plot(x, y, "o-", color="#4c72b0", ms=3, lw=1)
+        ax.plot(x[-1:], y[-1:], "o", color="#c44e52", ms=6)
+        ax.set_title((labels or {}).get(r["key"], r["key"]), fontsize=9, loc="left")
+        ax.set_xticks([x[0], x[-1]] if len(x) > 1 else [x[0]], [dates[0], dates[-1]] if len(x) > 1 else [dates[0]],
+                      fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        if value_label:
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _, key=r["key"]: value_label(key, v)))
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title, x=0.01, ha="left")
+    return fig
+
+
 def plot_waterfall(waterfall: pd.DataFrame, *, value: str = "amount", labels: dict[str, str] | None = None,
                    title: str = "", number=None, ax: Axes | None = None) -> Axes:
     """The pipeline from start to end: level bars for start and end, floating bars for each flow between.

@@ -46,6 +46,11 @@ class RunContext:
         return self.pipeline.params
 
     @property
+    def history_dir(self) -> Path:
+        """The run history's folder: ``monitoring.history``, else ``history/`` in the run's folder."""
+        return Path(self.params.monitoring.history or self.run_dir / "history")
+
+    @property
     def lang(self) -> str:
         return self.params.language
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..i18n import catalogue, format_number, format_percent, t
+from ..i18n import catalogue, format_number, format_percent, t, to_html
 from .registry import REGISTRY
 
 if TYPE_CHECKING:
+    from ..history.changes import SinceLastRun
     from .execute import NotebookResult
 
 TEMPLATES = Path(str(resources.files("funnel_lab") / "runner" / "templates"))
@@ -62,9 +63,42 @@ def skip_note(result: NotebookResult, lang: str) -> str:
     return t(result.reason, lang, tables=" / ".join(t(f"table.{n}", lang) for n in needs))
 
 
+def sparkline(values: list[float], *, width: int = 110, height: int = 26) -> str:
+    """An inline SVG line of ``values`` (oldest first), the latest marked: a trend that needs no script or image."""
+    vals = [float(v) for v in values if v == v]  # a run that did not measure a number leaves no point
+    if len(vals) < 2:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    pts = [(3 + i * (width - 6) / (len(vals) - 1), height - 3 - (v - lo) / span * (height - 6)) for i, v in enumerate(vals)]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+    x, y = pts[-1]
+    return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+            f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="1.5"/>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#0969da"/></svg>')
+
+
+def since_view(since: SinceLastRun | None, numbers: dict, lang: str, labels: dict[str, str]) -> dict | None:
+    """The index's "since the last run": the sentences, and each number against the last run with its trend."""
+    from ..history.words import LOWER_IS_BETTER, format_change, format_value, since_sentences
+
+    if since is None:
+        return None
+    rows = []
+    for r in since.numbers_table(numbers).to_dict("records"):
+        d = r["change"]
+        tone = "" if not d else "bad" if (d > 0) == (r["key"] in LOWER_IS_BETTER) else "good"
+        rows.append({"key": r["key"], "label": t(f"headline.{r['key']}", lang) if f"headline.{r['key']}" in catalogue()
+                     else r["key"], "last": format_value(r["key"], r["last"], lang), "now": format_value(r["key"], r["now"], lang),
+                     "change": format_change(r["key"], d, lang), "tone": tone, "spark": sparkline(r["trend"])})
+    return {"sentences": [to_html(x) for x in since_sentences(since, lang, labels)], "rows": rows,
+            "first": since.last is None}
+
+
 def render_index(manifest: dict, results: list[NotebookResult], headlines: dict, *, lang: str,
-                 data_files: list[str]) -> str:
-    """The run at a glance: status, headline numbers, one link per report with its status, inputs, data files."""
+                 data_files: list[str], since: SinceLastRun | None = None, labels: dict[str, str] | None = None) -> str:
+    """The run at a glance: status, what changed since the last run, headline numbers, one link per report with
+    its status, inputs, data files."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
@@ -91,4 +125,5 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
         duration=t("unit.seconds", lang, n=f"{(finished - started).total_seconds():.0f}") if finished else "",
         data_files=data_files, version=__version__, messages=catalogue(),
         glyphs=", ".join(r["title"] for r, res in zip(reports, results) if res.missing_glyphs),
+        since=since_view(since, headlines, lang, labels or {}),
     )

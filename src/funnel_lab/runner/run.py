@@ -21,10 +21,12 @@ import yaml
 from .. import __version__, files
 from ..config import Params, masked_dict, resolved_dict
 from ..data.ingest import file_sha256
+from ..history.changes import SinceLastRun
 from ..pipeline import RUN_CACHE
 from .execute import Job, NotebookResult, execute_notebook
 from .plan import plan_run
 from .render import render_index
+from .watch import remember_run
 
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "scikit-learn", "seaborn", "matplotlib", "papermill",
             "nbconvert", "duckdb", "pyarrow", "pandera", "pydantic")
@@ -91,12 +93,19 @@ def run_reports(
         "versions": _versions(), "funnel_lab_commit": _git_commit(), "fonts": _chart_fonts(), "notebooks": [],
     }
     results = {r.name: r for r in plan.skipped}
-    _write_run_pages(run_dir, manifest, results, params)
+    _write_run_pages(run_dir, manifest, results, params, None, {})
 
     todo = [Job(n, plan.notebooks[n], run_dir, params_file, out_root, params.language) for n in plan.run]
     print(f"funnel-lab: {params.run_name}: {len(todo)} report(s), {max(1, jobs)} at a time -> {run_dir}",
           file=progress, flush=True)
+    since, store, labels = None, None, plan.pipeline.stage_labels()
     try:
+        if "opportunities" in params.tables():
+            # this run against the last one in the history, before the notebooks: 60 shows it, the index too
+            store = plan.pipeline.history_store(params.monitoring.history or run_dir / "history")
+            since = plan.pipeline.since_last_run(store.folder)
+            files.write_csv(run_dir / "data" / "changes.csv", since.changes)
+            _write_run_pages(run_dir, manifest, results, params, since, labels)
         if plan.run:
             # the notebooks read the cleaned tables and the behaviour features from here instead of computing them
             # again (steps that cannot be kept, e.g. on a full disk, they compute themselves)
@@ -121,8 +130,11 @@ def run_reports(
     failed = any(r.status == "failed" for r in results.values())
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["status"] = "failed" if failed else "ok"
-    _write_run_pages(run_dir, manifest, results, params)
-    return (1 if failed else 0), run_dir
+    alerts_ok = True
+    if since is not None:
+        alerts_ok = remember_run(run_dir, manifest, since, params, store, _headlines(run_dir), labels, progress)
+    _write_run_pages(run_dir, manifest, results, params, since, labels)
+    return (1 if failed or not alerts_ok else 0), run_dir
 
 
 def _execute_all(todo: list[Job], jobs: int):
@@ -142,12 +154,14 @@ def _execute_all(todo: list[Job], jobs: int):
 
 
 
-def _write_run_pages(run_dir: Path, manifest: dict, results: dict[str, NotebookResult], params: Params) -> None:
+def _write_run_pages(run_dir: Path, manifest: dict, results: dict[str, NotebookResult], params: Params,
+                     since: SinceLastRun | None, labels: dict[str, str]) -> None:
     ordered = [results[n] for n in sorted(results)]
     manifest["notebooks"] = [{k: v for k, v in asdict(r).items() if v is not None} for r in ordered]
     files.write_json(run_dir / "manifest.json", manifest)
-    files.write_text(run_dir / "index.html", render_index(manifest, ordered, _headlines(run_dir), lang=params.language,
-                                                          data_files=sorted(p.name for p in (run_dir / "data").glob("*.*"))))
+    files.write_text(run_dir / "index.html", render_index(
+        manifest, ordered, _headlines(run_dir), lang=params.language, since=since, labels=labels,
+        data_files=sorted(p.name for p in (run_dir / "data").glob("*.*"))))
 
 
 def _headlines(run_dir: Path) -> dict[str, float]:
