@@ -14,7 +14,8 @@ def test_unknown_key_exits_2_naming_it(demo_project):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         "funnel-lab: error: --set nosuchkey=1: unknown key 'nosuchkey'; expected one of: run_name, title, "
-        "language, data, cleaning, stages, features, regression, ab_test, targeting, forecast, monitoring, engine"]
+        "language, data, cleaning, stages, features, regression, ab_test, targeting, forecast, monitoring, alerts, "
+        "engine"]
     assert "Traceback" not in res.stderr and not (demo_project / "reports").exists()
 
 

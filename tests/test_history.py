@@ -128,6 +128,15 @@ def test_store_replaces_its_own_record_and_prunes_deal_snapshots(tmp_path):
     assert store.deals("b") is None
 
 
+def test_an_unreadable_record_is_named(tmp_path):
+    from funnel_lab.errors import ParamsError
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "2026-07-01-abc.json").write_text("{not json")
+    with pytest.raises(ParamsError, match=r"2026-07-01-abc\.json: run history record cannot be read"):
+        RunHistory(tmp_path).records()
+
+
 def test_run_id_is_the_date_and_a_digest_of_params_and_inputs():
     a = run_id(pd.Timestamp("2026-07-01"), {"x": 1}, {"opportunities": "abc"})
     assert a == run_id(pd.Timestamp("2026-07-01"), {"x": 1}, {"opportunities": "abc"})
@@ -229,9 +238,9 @@ def smtp():
 
 
 BREACHES = [{"period": "2026-06-22/2026-06-28", "stage": "intent", "metric": "entered", "direction": "below",
-             "value": 3.0, "center": 20.0, "lcl": 6.6, "ucl": 33.4},
+             "value": 3.0, "limit": 6.6, "center": 20.0, "lcl": 6.6, "ucl": 33.4},
             {"period": "2026-06-15/2026-06-21", "stage": "won", "metric": "entered", "direction": "above",
-             "value": 40.0, "center": 20.0, "lcl": 6.6, "ucl": 33.4}]
+             "value": 40.0, "limit": 33.4, "center": 20.0, "lcl": 6.6, "ucl": 33.4}]
 
 
 def _deliver(alerts: dict, records: list[dict], breaches=BREACHES):
@@ -380,6 +389,11 @@ def week_apart(demo_project, tmp_path_factory):
         out["rerun"] = run("--only", "60_forecast_monitoring")
         out["posts3"], out["mails3"] = list(hook.posts), list(mail.messages)
         out["rerun_manifest"] = json.loads((reports / "demo" / "manifest.json").read_text())
+        out["history"] = subprocess.run(FUNNEL_LAB + ["history", "params/demo.yaml", "--out", str(reports), "--csv"],
+                                        cwd=root, capture_output=True, text=True, timeout=120)
+        no_env = {k: v for k, v in env.items() if k != "ALERT_WEBHOOK"}
+        out["check"] = subprocess.run(FUNNEL_LAB + ["check", "params/demo.yaml", "params/alerts.yaml"], cwd=root,
+                                      capture_output=True, text=True, timeout=300, env=no_env)
         dead = free_port()
         down = {**env, "ALERT_WEBHOOK": f"http://127.0.0.1:{dead}/hooks/T0/secret-token",
                 "SMTP_URL": f"smtp://robot:pa55word@127.0.0.1:{dead}"}
@@ -472,3 +486,53 @@ def test_a_channel_that_is_down_still_writes_every_report(week_apart):
         assert f"alert channel {name} failed" in res.stderr
     for text in (res.stderr, res.stdout, (run / "manifest.json").read_text(), (run / "index.html").read_text()):
         assert "secret-token" not in text and "pa55word" not in text
+
+
+def test_history_command_prints_one_row_per_run(week_apart):
+    res = week_apart["history"]
+    assert res.returncode == 0, res.stderr
+    table = pd.read_csv(__import__("io").StringIO(res.stdout))
+    assert list(table["as_of"]) == ["2026-07-01", "2026-07-08"]
+    for week, run in enumerate(week_apart["runs"]):
+        clean = pd.read_csv(run / "data" / "opportunities_clean.csv")
+        assert table.loc[week, "won"] == int(clean["status"].eq("won").sum())
+        assert table.loc[week, "open"] == int(clean["status"].eq("open").sum())
+    assert table["delivered"].tolist()[0] == "email: sent, webhook: sent"  # channels by name (JSON keeps keys sorted)
+
+
+def test_check_names_the_history_and_an_unset_variable(week_apart):
+    res = week_apart["check"]
+    assert res.returncode == 0, res.stderr
+    assert f"run history: {week_apart['root'] / 'reports' / 'demo' / 'history'} (2 run(s) recorded" in res.stdout
+    assert "alerts by webhook: ${ALERT_WEBHOOK} (environment variable ALERT_WEBHOOK is not set" in res.stdout
+    assert "alerts by email: ${SMTP_URL} to director@example.com\n" in res.stdout  # set: no warning
+
+
+def test_alert_params_are_checked(tmp_path):
+    from funnel_lab.config import load_params
+    from funnel_lab.errors import ParamsError
+
+    (tmp_path / "p.yaml").write_text("run_name: x\nmonitoring: {history: hist}\n"
+                                     "alerts: {email: {smtp_url: 'smtp://h', to: [not-an-address]}}\n")
+    with pytest.raises(ParamsError, match=r"alerts\.email\.to.*not an e-mail address: 'not-an-address'"):
+        load_params([tmp_path / "p.yaml"])
+    (tmp_path / "p.yaml").write_text("run_name: x\nmonitoring: {history: hist}\nalerts: {webhok: {url: u}}\n")
+    with pytest.raises(ParamsError, match="webhook"):
+        load_params([tmp_path / "p.yaml"])
+    (tmp_path / "p.yaml").write_text("run_name: x\nmonitoring: {history: hist}\n")
+    assert load_params([tmp_path / "p.yaml"]).monitoring.history == tmp_path / "hist"
+
+
+def test_the_airflow_example_runs_funnel_lab_and_is_not_part_of_the_package():
+    import ast
+
+    from conftest import ROOT
+
+    source = (ROOT / "examples" / "airflow_dag.py").read_text()
+    tree = ast.parse(source)
+    commands = [k.value for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords
+                if k.arg == "bash_command"]
+    assert len(commands) == 2 and all(isinstance(c, ast.JoinedStr) for c in commands)
+    assert 'FUNNEL_LAB = f"{PROJECT}/.venv/bin/funnel-lab"' in source
+    assert "{FUNNEL_LAB} check params/q3.yaml" in source and "{FUNNEL_LAB} run params/q3.yaml" in source
+    assert not list((ROOT / "src").rglob("airflow*"))

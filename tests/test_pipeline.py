@@ -241,6 +241,7 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("layer, forbidden", [
     ("data", ("funnel_lab.analysis", "funnel_lab.reports", "funnel_lab.runner")),
     ("analysis", ("funnel_lab.reports", "funnel_lab.runner")),
+    ("history", ("funnel_lab.reports", "funnel_lab.runner")),
     ("runner", ("funnel_lab.reports",)),
 ])
 def test_the_data_flows_one_way(layer, forbidden):

@@ -421,7 +421,7 @@ class Pipeline:
         from .analysis.funnel import stage_durations
         from .engine import open_engine
 
-        if self.history is None:
+        if self.history is None or self.params.stages is None:
             return None
 
         def compute() -> pd.DataFrame:
@@ -440,11 +440,16 @@ class Pipeline:
         from .history.changes import deal_states
 
         def compute() -> pd.DataFrame:
-            durations, order = self.stage_durations, list(self.params.stages.order) if self.params.stages else []
-            stalled = (stalled_deals(durations, time_in_stage(durations, order))["opportunity_id"]
+            durations, cfg = self.stage_durations, self.params.stages
+            stalled = (stalled_deals(durations, time_in_stage(durations, list(cfg.order)))["opportunity_id"]
                        if durations is not None else [])
-            cfg = self.params.stages
-            return deal_states(self.opportunities, self.stages if cfg and (cfg.rules or cfg.score) else None, stalled)
+            stages = None
+            if cfg and (cfg.rules or cfg.score):
+                try:
+                    stages = self.stages
+                except ParamsError:
+                    pass  # a stage model that cannot run: the stage-design report says why; the history goes on
+            return deal_states(self.opportunities, stages, stalled)
 
         inputs = self._feature_inputs() + [self._section("stages"), self._section("engine")]
         return self._step("deal_states", "", inputs, compute)

@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 from .. import __version__
 from ..config import Alerts, Email, Webhook, mask_url, mask_webhook
 
-BREACH_FIELDS = ("period", "stage", "metric", "direction", "value", "center", "lcl", "ucl")
+#: A breach as the history keeps it and the webhook gets it; ``limit`` is the one crossed (``lcl`` or ``ucl``).
+BREACH_FIELDS = ("period", "stage", "metric", "direction", "value", "limit", "center", "lcl", "ucl")
 #: Pause before the n-th retry: 1 s, 2 s, 4 s...
 BACKOFF_SECONDS = 1.0
 

@@ -191,10 +191,11 @@ def show_since_last_run(run, s: SinceLastRun, numbers: dict[str, float]) -> None
                                    title=run.t("sl.trend_chart"),
                                    value_label=lambda k, v: format_value(k, v, run.lang, run.currency)))
     labels = run.stage_labels()
-    if len(s.win_rates):
+    closed = s.win_rates[s.win_rates["closed_since"] > 0]  # no deal closed since: nothing to compare
+    if len(closed):
         run.heading("sl.win_rates", level=3)
         run.say("sl.win_rates_note")
-        w = s.win_rates.assign(stage=s.win_rates["stage"].map(lambda x: labels.get(x, x)))
+        w = closed.assign(stage=closed["stage"].map(lambda x: labels.get(x, x)))
         run.table(w, labels={c: f"col.{c}" for c in w.columns}, percent=("win_rate_before", "win_rate_since", "change",
                                                                         "ci_low", "ci_high"))
     if len(s.changes):

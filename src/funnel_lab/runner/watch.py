@@ -30,6 +30,9 @@ RECORD_TABLES = {
 }
 
 
+NUMERIC = ("value", "limit", "center", "lcl", "ucl")
+
+
 def recent_breaches(data_dir: Path) -> list[dict] | None:
     """The breaches of the latest :data:`RECENT_PERIODS` periods from ``alerts.csv`` (None when the monitoring did
     not run: nothing is known)."""
@@ -41,7 +44,8 @@ def recent_breaches(data_dir: Path) -> list[dict] | None:
         return []
     periods = sorted(set(pd.read_csv(series, usecols=["period"], dtype="str")["period"]))[-RECENT_PERIODS:]
     recent = a[a["period"].isin(periods)]
-    return [{k: (round(float(r[k]), 6) if k in ("value", "center", "lcl", "ucl") else str(r[k])) for k in BREACH_FIELDS}
+    recent = recent.assign(limit=recent["lcl"].where(recent["direction"].eq("below"), recent["ucl"]))
+    return [{k: (round(float(r[k]), 6) if k in NUMERIC else str(r[k])) for k in BREACH_FIELDS}
             for r in recent.to_dict("records")]
 
 
@@ -59,7 +63,7 @@ def _breach_line(b: dict, lang: str, labels: dict[str, str]) -> str:
     fmt = (lambda x: format_percent(x, lang)) if b["metric"] == "conversion" else (lambda x: format_number(x, lang))
     return t("alert.line", lang, period=format_period(b["period"], lang), stage=labels.get(b["stage"], b["stage"]),
              metric=t(f"mon.metric.{b['metric']}", lang), value=fmt(b["value"]), center=fmt(b["center"]),
-             limit=fmt(b["lcl"] if b["direction"] == "below" else b["ucl"]),
+             limit=fmt(b["limit"]),
              direction=t(f"mon.direction.{b['direction']}", lang))
 
 
