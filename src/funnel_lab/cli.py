@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ParamsError
 from .runner.registry import NOTEBOOKS
+from .scaffold import PRESETS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -22,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
                         help="override one key after the merge (repeatable)")
         sp.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these reports: {', '.join(NOTEBOOKS)}")
-        sp.add_argument("--notebooks", type=Path, metavar="DIR", help="folder of the report notebooks (default: notebooks/)")
+        sp.add_argument("--notebooks", type=Path, metavar="DIR",
+                        help="folder of your own edited report notebooks (default: the ones this version ships)")
 
     run = sub.add_parser("run", help="run the reports into <out>/<run_name>/")
     params_args(run)
@@ -38,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
     hist.add_argument("--out", type=Path, metavar="DIR", help="root folder of the reports (default: ./reports)")
     hist.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    init = sub.add_parser("init", help="a new analysis project: params, notebooks, data/raw, reports, README")
+    init.add_argument("dir", type=Path)
+    init.add_argument("--preset", default="none", choices=PRESETS, help="the CRM the starter params read")
+    init.add_argument("--demo", action="store_true", help="include the demo params and a synthetic CRM in data/demo")
+    init.add_argument("--rows", type=int, default=20_000, help="demo opportunities with --demo (default: %(default)s)")
     demo = sub.add_parser("demo-data", help="write the synthetic demo CRM (CSV) and its ground truth")
     demo.add_argument("dir", type=Path)
     demo.add_argument("--rows", type=int, default=20_000, help="distinct opportunities (default: %(default)s)")
@@ -62,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "stages":
             return _stages(args)
+        if args.command == "init":
+            from .scaffold import init_project
+
+            if args.rows < 100:
+                raise ParamsError(f"--rows {args.rows}: expected at least 100")
+            init_project(args.dir, preset=args.preset, demo=args.demo, rows=args.rows)
+            first = "params/demo.yaml" if args.demo else f"params/{'pipeline' if args.preset == 'none' else args.preset}.yaml"
+            print(f"{args.dir}: new funnel_lab project; next: cd {args.dir} && funnel-lab run {first}")
+            return EXIT_OK
         if args.command == "history":
             return _history(args)
         if args.command == "demo-data":
@@ -104,6 +120,8 @@ def _check(args: argparse.Namespace) -> int:
           (f", the last on data up to {runs[-1]['as_of']})" if runs else ")"))
     for name, line in _alert_channels(plan.params).items():
         print(f"  alerts by {name}: {line}")
+    if plan.kernel is not None:
+        print(f"{plan.kernel.describe()}; notebooks from {plan.notebooks_dir}")
     for name in plan.run:
         print(f"  will run  {name}")
     for r in plan.skipped:

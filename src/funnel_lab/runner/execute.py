@@ -11,10 +11,9 @@ from pathlib import Path
 from .. import files
 from ..fonts import glyph_notice
 from ..i18n import t
+from .kernel import KERNEL_NAME
 from .render import render_html
 
-#: Kernel registered by ``make`` (``ipykernel install --sys-prefix --name funnel-lab``).
-KERNEL_NAME = "funnel-lab"
 
 
 @dataclass

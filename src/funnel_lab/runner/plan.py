@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from ..bundled import report_notebooks
 from ..config import Params
 from ..errors import ParamsError, did_you_mean
 from ..pipeline import Pipeline, load
-from .execute import KERNEL_NAME, NotebookResult
+from .execute import NotebookResult
+from .kernel import Kernel, ensure_kernel, find_kernel
 from .registry import NOTEBOOKS, REGISTRY, ReportSpec
 
 
@@ -27,12 +28,13 @@ class Plan:
     notebooks: dict[str, Path] = field(default_factory=dict)
     validation: pd.DataFrame | None = None
     removed: list[dict] = field(default_factory=list)  # audit rows of the cleaning steps that removed rows
+    kernel: Kernel | None = None  # the kernel the notebooks run in (None when none runs)
+    notebooks_dir: Path | None = None
 
 
 def default_notebooks_dir() -> Path:
-    """``notebooks/`` of the checkout this package runs from, else of the working directory."""
-    here = Path(__file__).resolve().parents[3] / "notebooks"
-    return here if here.is_dir() else Path.cwd() / "notebooks"
+    """The report notebooks of this version of the package (the checkout's ``notebooks/`` in a checkout)."""
+    return report_notebooks()
 
 
 def available_notebooks(notebooks_dir: Path) -> dict[str, Path]:
@@ -41,20 +43,28 @@ def available_notebooks(notebooks_dir: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Path | None = None) -> Plan:
+def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Path | None = None,
+             register_kernel: bool = False) -> Plan:
     """Validate params and inputs and decide which notebooks run: everything ``funnel-lab check`` does.
 
     The run's pipeline reads and cleans every table, builds the behaviour features and runs each report's pre-run
     check (:mod:`funnel_lab.runner.registry`), so that bad input stops the run here, with exit 2, not in a notebook.
 
+    ``register_kernel`` registers the ``funnel-lab`` kernel for this interpreter when it is missing (a run does;
+    ``check`` only says it will).
+
     Raises
     ------
     ParamsError
-        Bad params, unknown ``--only`` name, unreadable input, a report's params that cannot run, or the kernel
-        is not installed.
+        Bad params, unknown ``--only`` name, unreadable input, a report's params that cannot run, no notebooks in
+        ``notebooks_dir``, or a missing kernel that cannot be registered.
     """
     pipeline = load(*params_files, overrides=overrides)
-    notebooks = available_notebooks(notebooks_dir or default_notebooks_dir())
+    folder = Path(notebooks_dir or default_notebooks_dir())
+    notebooks = available_notebooks(folder)
+    if not notebooks:
+        raise ParamsError(f"{'--notebooks ' if notebooks_dir else ''}{folder}: no report notebooks (NN_name.ipynb) "
+                          f"in this folder")
     known = sorted(set(NOTEBOOKS) | set(notebooks))
     for name in only or []:
         if name not in known:
@@ -67,7 +77,7 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
     if "opportunities" in cleaned:
         pipeline.opportunities, pipeline.as_of  # noqa: B018 - computed once here, kept for the notebooks
     logs = [c.audit for c in cleaned.values()] + ([log.audit] if log is not None else [])
-    plan = Plan(pipeline, pipeline.params, inputs=pipeline.inputs(), notebooks=notebooks,
+    plan = Plan(pipeline, pipeline.params, inputs=pipeline.inputs(), notebooks=notebooks, notebooks_dir=folder,
                 validation=pipeline.validation,
                 removed=[r for a in logs for r in a.to_dict("records") if r["rows_removed"] and r["step"] != "overall"])
     configured = set(pipeline.params.tables())
@@ -82,17 +92,5 @@ def plan_run(params_files: list, *, overrides=None, only=None, notebooks_dir: Pa
         else:
             plan.run.append(name)
     if plan.run:
-        _check_kernel()
+        plan.kernel = ensure_kernel() if register_kernel else find_kernel()
     return plan
-
-
-def _check_kernel() -> None:
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-    except NoSuchKernel:
-        raise ParamsError(
-            f"Jupyter kernel {KERNEL_NAME!r} is not installed; run `make report` once, or "
-            f"`{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL_NAME}`"
-        ) from None

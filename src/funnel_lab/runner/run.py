@@ -74,8 +74,10 @@ def run_reports(
     """
     progress = progress or sys.stderr
     started, clock = datetime.now(timezone.utc), time.perf_counter()
-    plan = plan_run(params_files, overrides=overrides, only=only, notebooks_dir=notebooks_dir)
+    plan = plan_run(params_files, overrides=overrides, only=only, notebooks_dir=notebooks_dir, register_kernel=True)
     params = plan.params
+    if plan.kernel is not None and (plan.kernel.registered_now or plan.kernel.other_interpreter):
+        print(f"funnel-lab: {plan.kernel.describe()}", file=progress, flush=True)
     out_root = Path(out or Path.cwd() / "reports").resolve()
     run_dir = out_root / params.run_name
     # results of an earlier run must not pass for this run's: clear them (the inputs live elsewhere)
@@ -90,7 +92,9 @@ def run_reports(
         "run_name": params.run_name, "title": params.title, "started_at": started.isoformat(timespec="seconds"),
         "finished_at": None, "status": "running", "params_files": [str(Path(f).resolve()) for f in params_files],
         "overrides": list(overrides or []), "params": masked_dict(params), "inputs": plan.inputs,
-        "versions": _versions(), "funnel_lab_commit": _git_commit(), "fonts": _chart_fonts(), "notebooks": [],
+        "versions": _versions(), "funnel_lab_commit": _git_commit(), "fonts": _chart_fonts(),
+        "kernel": asdict(plan.kernel) if plan.kernel else None, "notebooks_dir": str(Path(plan.notebooks_dir)),
+        "notebooks": [],
     }
     results = {r.name: r for r in plan.skipped}
     _write_run_pages(run_dir, manifest, results, params, None, {})
