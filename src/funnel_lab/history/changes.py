@@ -109,9 +109,10 @@ def deal_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
                                 "stage": new["stage"].to_numpy(), "amount": new["amount"].to_numpy()}))
     frames.append(pd.DataFrame({"opportunity_id": gone.index, "change": "gone", "from": gone["status"].to_numpy(),
                                 "to": "", "stage": gone["stage"].to_numpy(), "amount": gone["amount"].to_numpy()}))
-    out = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-    if out is None:
+    frames = [f for f in frames if len(f)]
+    if not frames:
         return pd.DataFrame({c: pd.Series(dtype="float" if c == "amount" else "str") for c in CHANGE_COLUMNS})
+    out = pd.concat(frames, ignore_index=True)
     out["change"] = pd.Categorical(out["change"], categories=CHANGES, ordered=True)
     out = out.sort_values(["change", "amount", "opportunity_id"], ascending=[True, False, True], kind="stable",
                           na_position="last")
