@@ -41,6 +41,17 @@ def demo_project(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_default(tmp_path_factory) -> Path:
+    """A project with the demo at the generator's default size and seed (20,000 rows, seed 7): `make report`'s."""
+    from funnel_lab.data.demo import write_demo_data
+
+    root = tmp_path_factory.mktemp("demo_default")
+    shutil.copytree(ROOT / "params", root / "params")
+    write_demo_data(root / "data" / "demo", rows=20_000, seed=7)
+    return root
+
+
+@pytest.fixture(scope="session")
 def demo_run(demo_project) -> Path:
     """``funnel-lab run params/demo.yaml`` on the small demo, through the console entry point; the run folder."""
     out = demo_project / "reports"

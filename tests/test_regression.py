@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import numpy as np
@@ -15,7 +14,6 @@ from sklearn.model_selection import train_test_split
 
 import funnel_lab
 from conftest import ROOT
-from funnel_lab.data.demo import write_demo_data
 from funnel_lab.analysis.regression import (COEFFICIENT_COLUMNS, analysis_frame, calibration_by_decile, check_formula,
                                    coefficients_csv, fit_linear, fit_logit, holdout_auc, strongest_drivers, vif_table)
 
@@ -183,12 +181,9 @@ def test_demo_params_formula_runs_and_reads(demo_small):
 
 
 @pytest.fixture(scope="module")
-def demo_large(tmp_path_factory):
+def demo_large(demo_default):
     """The demo at the generator's default size and seed (20,000 rows, seed 7), through the same params."""
-    root = tmp_path_factory.mktemp("demo_large")
-    shutil.copytree(ROOT / "params", root / "params")
-    write_demo_data(root / "data" / "demo", rows=20_000, seed=7)
-    return _demo_fit(root, 0.01)
+    return _demo_fit(demo_default, 0.01)
 
 
 def test_demo_true_model_within_each_99pct_interval_and_signs(demo_large):

@@ -1,4 +1,5 @@
-"""Forecast of won revenue: empirical P(win | stage), weighted pipeline, Monte Carlo by period, and a backtest."""
+"""Forecast of won revenue: P(win | stage), the forecast by period from the timing model, and its backtest against two
+baselines."""
 
 from __future__ import annotations
 
@@ -10,13 +11,6 @@ import pandas as pd
 from ..result import Result
 
 FORECAST_COLUMNS = ["period", "deals", "expected_amount", "p10", "p50", "p90", "crm_weighted"]
-
-
-def stage_at(history: pd.DataFrame, order: list[str], when: pd.Timestamp) -> pd.Series:
-    """Each deal's stage at ``when``: the stage of its latest history entry up to then (order stages only)."""
-    h = history[(history["entered_at"] <= when) & history["stage"].astype("str").isin(order)]
-    last = h.sort_values(["opportunity_id", "entered_at"], kind="stable").groupby("opportunity_id").tail(1)
-    return last.set_index("opportunity_id")["stage"].astype("str")
 
 
 def reach_at(history: pd.DataFrame, won: pd.Series, order: list[str], when: pd.Timestamp) -> pd.Series:
@@ -148,49 +142,88 @@ def open_pipeline(opportunities: pd.DataFrame, stage: pd.Series, p_win: pd.DataF
     return frame.reset_index()
 
 
-def backtest(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str], *, dates: list[pd.Timestamp],
-             horizon_days: int) -> pd.DataFrame:
-    """Forecasts made at past dates with only what was known then, against what then happened.
+BACKTEST_COLUMNS = ["as_of", "method", "timing", "open_deals", "forecast_deals", "forecast", "p10", "p90", "actual",
+                    "error", "inside_band"]
+#: The forecasts a backtest compares: funnel_lab's, the CRM's probability-weighted pipeline, last span's won revenue.
+METHODS = ("funnel_lab", "crm_weighted", "naive")
+#: Simulations per backtest date (the band; the live forecast uses ``forecast.simulations``).
+BACKTEST_SIMULATIONS = 2000
 
-    At each date: the deals open then, their stage then, and P(win | stage) from snapshots before the date of deals
-    closed by then (:func:`win_probability_at_snapshots`).
-    When the history carries ``expected_close_at`` (the close date as it stood at each row), the forecast is made as
-    :func:`open_pipeline` makes it today: deals expected by then to close within the horizon, each amount x P(win);
-    the actual is the amount won within the horizon by any deal open at the date (slipped and early closes included).
-    Without that history the expected close dates of the past are unknown, so the deals that did close within the
-    horizon stand in for them (``timing`` = ``known``): that judges the probabilities only.
+
+def backtest(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str], *, dates: list[pd.Timestamp],
+             horizon_days: int, snapshots: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Forecasts made at past dates with only what was known then, against what then happened, beside two
+    baselines, with summary rows.
+
+    At each date the timing model (:mod:`funnel_lab.analysis.timing`) is fitted on the monthly snapshots whose
+    horizon had passed by then, and applied to the deals open that day as they stood (stage, expected close date as
+    known, age in stage); the band is the Monte Carlo's p10-p90 of the horizon's total. The actual is the amount won
+    within the horizon by the deals open that day (slipped and early closes included). The baselines, on the same
+    dates: ``crm_weighted``, the amount x CRM probability of the deals expected to close within the horizon (or
+    overdue), as the CRM's own forecast would be; ``naive``, the revenue won in the same span before the date.
 
     Returns
     -------
     DataFrame
-        ``as_of``, ``timing`` (``as_known_then`` or ``known``), ``open_deals``, ``forecast_deals``, ``forecast``,
-        ``actual``, ``error`` (forecast / actual - 1).
+        ``BACKTEST_COLUMNS``, one row per date and method (``timing``: ``as_known_then`` when the history carries
+        expected close dates, else ``none``: stages and ages only), then per method the summary rows with ``as_of``
+        ``bias`` (mean signed error), ``mape`` (mean absolute error) and ``coverage`` (share of dates inside the
+        band), their value in ``error``.
     """
-    from .monitoring import expected_close_as_known
+    from .timing import fit_timing, pipeline_snapshots
 
     o = opportunities.set_index("opportunity_id")
     with_dates = "expected_close_at" in history and history["expected_close_at"].notna().any()
+    span = pd.Timedelta(days=horizon_days)
+    if snapshots is None:
+        snapshots = pipeline_snapshots(opportunities, history, order, horizon_days=horizon_days,
+                                       dates=sorted(set(snapshot_dates(o["created_at"].min(), max(dates))) | set(dates)))
     rows = []
+    rng = np.random.default_rng(0)
     for d in dates:
-        end = d + pd.Timedelta(days=horizon_days)
-        open_then = o[(o["created_at"] <= d) & ~(o["closed_at"] <= d)]
-        stage_then = stage_at(history, order, d)
-        p = win_probability_at_snapshots(history, opportunities, order, known_by=d,
-                                         dates=snapshot_dates(o["created_at"].min(), d))
-        prob = stage_then.reindex(open_then.index).map(p.set_index("stage")["p_win"])
-        if with_dates:
-            due = expected_close_as_known(history, opportunities, d).reindex(open_then.index).clip(lower=d)
-            counted = open_then[due <= end]
-        else:
-            counted = open_then[open_then["closed_at"] <= end]
-        forecast = float((counted["amount"] * prob.reindex(counted.index)).sum())
-        won = open_then[(open_then["status"] == "won") & (open_then["closed_at"] <= end)]
-        actual = float(won["amount"].sum())
-        rows.append({"as_of": d.date().isoformat(), "timing": "as_known_then" if with_dates else "known",
-                     "open_deals": len(open_then), "forecast_deals": len(counted), "forecast": forecast,
-                     "actual": actual, "error": forecast / actual - 1 if actual else np.nan})
-    return pd.DataFrame(rows, columns=["as_of", "timing", "open_deals", "forecast_deals", "forecast", "actual",
-                                       "error"])
+        train = snapshots[snapshots["snapshot"] + span <= d]
+        if train.empty:
+            continue
+        model = fit_timing(train)
+        pipe = snapshots[snapshots["snapshot"] == d]
+        prob = model.predict(pipe)
+        counted = np.isfinite(prob) & pipe["amount"].notna().to_numpy()
+        amount = pipe["amount"].to_numpy(float)[counted]
+        draws = (rng.random((BACKTEST_SIMULATIONS, int(counted.sum()))) < prob[counted]) @ amount
+        p10, p90 = np.percentile(draws, [10, 90]) if len(draws) else (np.nan, np.nan)
+        actual = float(pipe.loc[pipe["won_within"], "amount"].fillna(0).sum())
+        common = {"as_of": d.date().isoformat(), "timing": "as_known_then" if with_dates else "none",
+                  "open_deals": len(pipe), "actual": actual}
+        forecast = float((amount * prob[counted]).sum())
+        rows.append({**common, "method": "funnel_lab", "forecast_deals": int(counted.sum()), "forecast": forecast,
+                     "p10": float(p10), "p90": float(p90), "inside_band": bool(p10 <= actual <= p90)})
+        due = pipe["timing"].isin(["inside", "overdue"]) & pipe["amount"].notna() & pipe["crm_probability"].notna()
+        if with_dates and due.any():
+            rows.append({**common, "method": "crm_weighted", "forecast_deals": int(due.sum()),
+                         "forecast": float((pipe.loc[due, "amount"] * pipe.loc[due, "crm_probability"] / 100).sum())})
+        before = o[o["status"].eq("won") & (o["closed_at"] > d - span) & (o["closed_at"] <= d)]
+        rows.append({**common, "method": "naive", "forecast_deals": len(before),
+                     "forecast": float(before["amount"].fillna(0).sum())})
+    out = pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
+    out["error"] = np.where(out["actual"] > 0, out["forecast"] / out["actual"].where(out["actual"] > 0) - 1, np.nan)
+    summary = []
+    for method, part in out.groupby("method", sort=False):
+        err = part["error"].dropna()
+        summary += [{"as_of": "bias", "method": method, "error": float(err.mean()) if len(err) else np.nan},
+                    {"as_of": "mape", "method": method, "error": float(err.abs().mean()) if len(err) else np.nan}]
+        if part["inside_band"].notna().any():
+            summary.append({"as_of": "coverage", "method": method,
+                            "error": float(part["inside_band"].astype(bool).mean())})
+    return pd.concat([out, pd.DataFrame(summary, columns=BACKTEST_COLUMNS)], ignore_index=True)
+
+
+def backtest_summary(bt: pd.DataFrame) -> pd.DataFrame:
+    """The summary rows of :func:`backtest` as a table: ``method`` x ``bias``, ``mape``, ``coverage``, ``dates``."""
+    rows = bt[bt["as_of"].isin(["bias", "mape", "coverage"])]
+    table = rows.pivot(index="method", columns="as_of", values="error").reindex(columns=["bias", "mape", "coverage"])
+    dated = bt[~bt["as_of"].isin(["bias", "mape", "coverage"])]
+    table["dates"] = dated.groupby("method")["error"].count()
+    return table.reindex([m for m in METHODS if m in table.index])
 
 
 # --------------------------------------------------------------------------- the analysis on a pipeline
@@ -203,22 +236,32 @@ class ForecastResult(Result):
     Attributes
     ----------
     p_win : DataFrame
-        P(win | stage): ``data/stage_win_probability.csv``.
+        P(win | stage), eventually: ``data/stage_win_probability.csv``.
     pipeline : DataFrame
-        The open deals forecast, with their stage, expected close period and P(win).
+        The open deals forecast: stage, timing, age, amount, ``p_within`` (their chance of being won within the
+        horizon).
     forecast : DataFrame
         Won revenue per period in the horizon: ``data/forecast.csv``.
+    total : dict
+        The horizon's ``expected`` won revenue and the ``p10``/``p50``/``p90`` of its simulated total.
     backtest : DataFrame
-        The forecast made at past dates against what came: ``data/forecast_backtest.csv``.
+        The forecast and two baselines made at past dates against what came, with summary rows:
+        ``data/forecast_backtest.csv``.
+    timing : TimingModel or None
+        P(won within the horizon | stage, timing, age) (:mod:`funnel_lab.analysis.timing`): ``data/forecast_timing.csv``;
+        None without a stage history (then ``p_win`` of the stage model's stages serves).
     open_deals, left_out : int
-        Open deals, and those outside the horizon or without an amount.
+        Open deals, and those not forecast (no amount, or a stage with nothing to learn from; without a stage
+        history also those not expected to close within the horizon).
     """
 
     title = "forecast"
     p_win: pd.DataFrame
     pipeline: pd.DataFrame
     forecast: pd.DataFrame
+    total: dict
     backtest: pd.DataFrame
+    timing: object
     open_deals: int
     left_out: int
     as_of: pd.Timestamp
@@ -230,33 +273,50 @@ class ForecastResult(Result):
 
     @property
     def outputs(self) -> dict[str, pd.DataFrame]:
-        return {"forecast.csv": self.forecast, "forecast_backtest.csv": self.backtest,
-                "stage_win_probability.csv": self.p_win}
+        out = {"forecast.csv": self.forecast, "forecast_backtest.csv": self.backtest,
+               "stage_win_probability.csv": self.p_win}
+        if self.timing is not None:
+            out["forecast_timing.csv"] = self.timing.cells
+        return out
 
 
 def analyse_forecast(p) -> ForecastResult:
-    """P(win | stage) from history (or the stage model when there is none), the simulated periods, the backtest."""
+    """With a stage history: the timing model from the past pipeline's monthly snapshots, the simulated periods and
+    the backtest; without one: P(win | stage) of the stage model's stages for the deals due within the horizon."""
+    from .timing import fit_timing, period_shares, pipeline_snapshots, simulate_periods
+
     opp = p.opportunities
     order = list(p.params.stages.order)
     history = p.history
     as_of = p.as_of
-    won = pd.Series(pd.to_numeric(opp["won"]).to_numpy(), index=opp["opportunity_id"].to_numpy())
-    if history is not None and opp["created_at"].notna().any():
-        stage = stage_at(history, order, as_of)
-        p_win = win_probability_at_snapshots(history, opp, order, known_by=as_of,
-                                             dates=snapshot_dates(opp["created_at"].min(), as_of))
-    else:  # no history: the stage model's stage stands for how far a deal got
-        stage = pd.Series(p.stages["stage"].astype("str").to_numpy(), index=opp["opportunity_id"].to_numpy())
-        reach = pd.Series(p.stages["stage_rank"].to_numpy(), index=stage.index)
-        reach = reach.where(~won.eq(1).fillna(False), len(order) + 1)
-        p_win = win_probability_by_stage(reach, won, order)
     cfg = p.params.forecast
+    won = pd.Series(pd.to_numeric(opp["won"]).to_numpy(), index=opp["opportunity_id"].to_numpy())
+    n_open = int((opp["status"] == "open").sum())
+    if history is not None and opp["created_at"].notna().any():
+        months = snapshot_dates(opp["created_at"].min(), as_of)
+        p_win = win_probability_at_snapshots(history, opp, order, known_by=as_of, dates=months)
+        span = pd.Timedelta(days=cfg.horizon_days)
+        snaps = pipeline_snapshots(opp, history, order, dates=months + [as_of], horizon_days=cfg.horizon_days)
+        model = fit_timing(snaps[snaps["snapshot"] + span <= as_of])
+        now = snaps[snaps["snapshot"] == as_of].drop(columns=["won_within", "close_days", "snapshot"])
+        now = now.assign(p_within=model.predict(now))
+        pipeline = now[now["p_within"].notna() & now["amount"].notna()].reset_index(drop=True)
+        periods, shares = period_shares(pipeline, model, as_of=as_of, horizon_days=cfg.horizon_days)
+        forecast, total = simulate_periods(pipeline, pipeline["p_within"].to_numpy(float), shares, periods,
+                                           simulations=cfg.simulations)
+        bt = pd.DataFrame()
+        if opp["closed_at"].notna().any():
+            # every month whose horizon has passed, the latest twelve at most
+            dates = [d for d in months if d + span <= as_of][-12:]
+            bt = backtest(opp, history, order, dates=dates, horizon_days=cfg.horizon_days, snapshots=snaps)
+        return ForecastResult(p_win, pipeline, forecast, total, bt, model, n_open, n_open - len(pipeline), as_of)
+    # no history: the stage model's stage stands for how far a deal got
+    stage = pd.Series(p.stages["stage"].astype("str").to_numpy(), index=opp["opportunity_id"].to_numpy())
+    reach = pd.Series(p.stages["stage_rank"].to_numpy(), index=stage.index)
+    reach = reach.where(~won.eq(1).fillna(False), len(order) + 1)
+    p_win = win_probability_by_stage(reach, won, order)
     pipeline = open_pipeline(opp, stage, p_win, as_of=as_of, horizon_days=cfg.horizon_days)
     forecast = simulate_won_revenue(pipeline, simulations=cfg.simulations)
-    bt = pd.DataFrame()
-    if history is not None and opp["closed_at"].notna().any():
-        dates = [as_of - pd.DateOffset(months=m) for m in range(12, 2, -3)]
-        dates = [d for d in dates if d > opp["created_at"].min()]
-        bt = backtest(opp, history, order, dates=dates, horizon_days=cfg.horizon_days)
-    n_open = int((opp["status"] == "open").sum())
-    return ForecastResult(p_win, pipeline, forecast, bt, n_open, n_open - len(pipeline), as_of)
+    total = {"expected": float(forecast["expected_amount"].sum()), "p10": float(forecast["p10"].sum()),
+             "p50": float(forecast["p50"].sum()), "p90": float(forecast["p90"].sum())}
+    return ForecastResult(p_win, pipeline, forecast, total, pd.DataFrame(), None, n_open, n_open - len(pipeline), as_of)

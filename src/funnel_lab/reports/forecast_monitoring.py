@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..analysis.forecast import ForecastResult
+from ..analysis.forecast import METHODS, ForecastResult, backtest_summary
+from ..analysis.timing import TIMINGS
 from ..analysis.monitoring import RECENT_PERIODS, MonitoringResult, day, last_day
 from ..i18n import format_date, format_money, format_number, format_percent, format_period, t
 from ..history.changes import SinceLastRun
@@ -36,19 +37,37 @@ def forecast_sentences(r: ForecastResult, lang: str, *, horizon_days: int = 90, 
     if f.empty:
         return [t("fc.empty", lang, days=horizon_days)] + (
             [t("fc.left_out", lang, n=format_number(r.left_out, lang))] if r.left_out else [])
-    out = [t("fc.summary", lang, horizon=format_number(len(f), lang), expected=money(f["expected_amount"].sum()),
-             p10=money(f["p10"].sum()), p90=money(f["p90"].sum()),
-             deals=format_number(int(f["deals"].sum()), lang), as_of=format_date(r.as_of, lang))]
+    total = r.total
+    out = [t("fc.summary", lang, horizon=format_number(len(f), lang), expected=money(total["expected"]),
+             p10=money(total["p10"]), p90=money(total["p90"]),
+             deals=format_number(len(r.pipeline), lang), as_of=format_date(r.as_of, lang))]
     if f["crm_weighted"].notna().any():
         out.append(t("fc.crm", lang, crm=money(f["crm_weighted"].sum())))
     if r.left_out:
-        out.append(t("fc.left_out", lang, n=format_number(r.left_out, lang)))
-    err = r.backtest["error"].dropna() if len(r.backtest) else pd.Series(dtype=float)
-    if len(err):
-        bias = "high" if (err > 0).all() else "low" if (err < 0).all() else "mixed"
-        out.append(t("fc.backtest_summary", lang, n=len(err), err=format_percent(float(err.abs().mean()), lang),
-                     bias=t(f"fc.bias.{bias}", lang)))
+        out.append(t("fc.left_out" if r.timing is not None else "fc.left_out_due", lang,
+                     n=format_number(r.left_out, lang)))
+    if len(r.backtest):
+        out.append(backtest_verdict(r, lang))
     return out
+
+
+def backtest_verdict(r: ForecastResult, lang: str) -> str:
+    """Which forecast to trust, by the backtest: funnel_lab's against the better of the two baselines."""
+    table = backtest_summary(r.backtest)
+    own = table.loc["funnel_lab"]
+    pct = lambda x: format_percent(x, lang)  # noqa: E731
+    values = {"n": format_number(int(own["dates"]), lang), "mape": pct(own["mape"]),
+              "bias": ("+" if own["bias"] > 0 else "") + pct(own["bias"]),
+              "inside": format_number(round(own["coverage"] * own["dates"]), lang)}
+    base = table.drop(index="funnel_lab")["mape"].dropna()
+    if base.empty:
+        return t("fc.verdict_alone", lang, **values)
+    best = base.idxmin()
+    values |= {"other": t(f"fc.method.{best}", lang), "other_mape": pct(base[best])}
+    if own["mape"] <= base[best]:
+        times = base[best] / own["mape"] if own["mape"] > 0 else float("inf")
+        return t("fc.verdict_trust", lang, times=format_number(times, lang, digits=1), **values)
+    return t("fc.verdict_other", lang, **values)
 
 
 def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
@@ -63,12 +82,37 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
     if len(r.forecast):
         run.figure(plot_forecast(run.periods(r.forecast), title=run.t("fc.chart"), number=run.number, labels={
             "expected": run.t("col.expected_amount"), "range": "p10-p90", "crm": run.t("col.crm_weighted")}))
+    if r.timing is not None:
+        run.heading("fc.timing", level=3)
+        run.say("fc.timing_note", days=format_number(run.params.forecast.horizon_days, run.lang),
+                months=format_number(r.timing.snapshots, run.lang))
+        cells = r.timing.by_stage_timing.rename("p_within").reset_index()
+        wide = cells.pivot(index="stage", columns="timing", values="p_within").reindex(
+            index=[s for s in run.params.stages.order if s in set(cells["stage"])],
+            columns=[c for c in TIMINGS if c in set(cells["timing"])]).reset_index()
+        wide["stage"] = wide["stage"].map(lambda x: labels.get(x, x))
+        run.table(wide, labels={"stage": "col.stage"} | {c: f"fc.timing.{c}" for c in TIMINGS},
+                  percent=tuple(TIMINGS))
     if len(r.backtest):
         run.heading("fc.backtest")
-        known = (r.backtest["timing"] == "known").any()
-        run.say("fc.backtest_note_known" if known else "fc.backtest_note")
-        run.table(r.backtest, labels={c: f"col.{c}" for c in r.backtest.columns}, percent=("error",),
-                  translate={"timing": "value.timing"})
+        run.say("fc.backtest_note" if (r.backtest["timing"] == "as_known_then").any() else "fc.backtest_note_none")
+        run.paragraph(backtest_verdict(r, run.lang))
+        table = backtest_summary(r.backtest).reset_index()
+        table["method"] = table["method"].map(lambda m: run.t(f"fc.method.{m}"))
+        run.table(table, labels={"method": "col.method", "bias": "col.bias", "mape": "col.mape",
+                                 "coverage": "col.coverage", "dates": "col.dates"},
+                  percent=("bias", "mape", "coverage"))
+        dated = r.backtest[~r.backtest["as_of"].isin(["bias", "mape", "coverage"])]
+        wide = dated.pivot(index="as_of", columns="method", values="forecast").reindex(
+            columns=[m for m in METHODS if m in set(dated["method"])])
+        own = dated[dated["method"] == "funnel_lab"].set_index("as_of")
+        shown = pd.DataFrame({"as_of": own.index, "actual": own["actual"].to_numpy(),
+                              **{f"fc_{m}": wide[m].reindex(own.index).to_numpy() for m in wide.columns},
+                              "p10": own["p10"].to_numpy(), "p90": own["p90"].to_numpy(),
+                              "error": own["error"].to_numpy(), "inside_band": own["inside_band"].astype(bool).to_numpy()})
+        run.table(shown, labels={"as_of": "col.as_of", "actual": "col.actual", "p10": "col.p10", "p90": "col.p90",
+                                 "error": "col.error", "inside_band": "col.inside_band"}
+                  | {f"fc_{m}": f"fc.method.{m}" for m in METHODS}, percent=("error",))
 
 
 def monitoring_sentences(r: MonitoringResult, lang: str, labels: dict[str, str]) -> list[str]:
