@@ -29,26 +29,25 @@ def _close_figures():
     plt.close("all")
 
 
+def _project(tmp_path_factory, name: str, *, rows: int, seed: int) -> Path:
+    from funnel_lab.data.demo import write_demo_data
+
+    root = tmp_path_factory.mktemp(name)
+    shutil.copytree(ROOT / "params", root / "params")
+    write_demo_data(root / "data" / "demo", rows=rows, seed=seed)
+    return root
+
+
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
     """A copy of the project's params with a small demo dataset beside it (params/, data/demo/)."""
-    from funnel_lab.data.demo import write_demo_data
-
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "params", root / "params")
-    write_demo_data(root / "data" / "demo", rows=1500, seed=11)
-    return root
+    return _project(tmp_path_factory, "project", rows=1500, seed=11)
 
 
 @pytest.fixture(scope="session")
 def demo_default(tmp_path_factory) -> Path:
     """A project with the demo at the generator's default size and seed (20,000 rows, seed 7): `make report`'s."""
-    from funnel_lab.data.demo import write_demo_data
-
-    root = tmp_path_factory.mktemp("demo_default")
-    shutil.copytree(ROOT / "params", root / "params")
-    write_demo_data(root / "data" / "demo", rows=20_000, seed=7)
-    return root
+    return _project(tmp_path_factory, "demo_default", rows=20_000, seed=7)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """SQL sources: a real PostgreSQL server started by the tests, a DuckDB file and a SQLite file, same table each."""
 
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -90,6 +92,7 @@ def test_database_url_from_the_environment_and_masked_in_the_manifest(postgres_u
     params(tmp_path, "${FL_TEST_DB}")
     check_table(load(tmp_path))
     (tmp_path / "nb").mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "notebooks" / "01_works.ipynb", tmp_path / "nb")
     code, run_dir = run_reports([tmp_path / "p.yaml"], out=tmp_path / "out", notebooks_dir=tmp_path / "nb")
     assert code == 0
     written = "".join(p.read_text(encoding="utf-8") for p in run_dir.glob("*.*") if p.suffix in (".json", ".yaml", ".html"))

@@ -94,14 +94,15 @@ def stacked(cleaned: dict[str, Cleaned], attr: str) -> pd.DataFrame:
     return out[["table"] + [c for c in out.columns if c != "table"]]
 
 
-def status_counts(cleaned: dict[str, Cleaned]) -> dict[str, int]:
-    """Headline counts for the index page: opportunities and won/lost/open after cleaning, experiment rows."""
+def status_counts(cleaned: dict[str, Cleaned], activity_log=None) -> dict[str, int]:
+    """Headline counts for the index page: opportunities and won/lost/open after cleaning, the rows quarantined
+    (every table's and the activity log's: the rows of ``quarantine.csv``), experiment units."""
     out: dict[str, int] = {}
     if "opportunities" in cleaned:
         status = cleaned["opportunities"].data["status"]
         out["opportunities"] = len(status)
         out.update({s: int((status == s).sum()) for s in ("won", "lost", "open")})
-        out["rows_removed"] = int(cleaned["opportunities"].audit.iloc[-1]["rows_removed"])
+        out["rows_removed"] = len(quarantine_table(cleaned, activity_log))
     if "experiment" in cleaned:
         out["experiment_units"] = int(cleaned["experiment"].data["unit_id"].nunique())
     return out
@@ -248,7 +249,7 @@ class DataQuality(Result):
     @property
     def status_counts(self) -> dict[str, int]:
         """The index page's headline counts (:func:`status_counts`)."""
-        return status_counts(self.cleaned)
+        return status_counts(self.cleaned, self.activity_log)
 
     @property
     def audit(self) -> pd.DataFrame:

@@ -63,8 +63,7 @@ def _breach_line(b: dict, lang: str, labels: dict[str, str]) -> str:
     fmt = (lambda x: format_percent(x, lang)) if b["metric"] == "conversion" else (lambda x: format_number(x, lang))
     return t("alert.line", lang, period=format_period(b["period"], lang), stage=labels.get(b["stage"], b["stage"]),
              metric=t(f"mon.metric.{b['metric']}", lang), value=fmt(b["value"]), center=fmt(b["center"]),
-             limit=fmt(b["limit"]),
-             direction=t(f"mon.direction.{b['direction']}", lang))
+             limit=fmt(b["limit"]), direction=t(f"mon.direction.{b['direction']}", lang))
 
 
 def remember_run(run_dir: Path, manifest: dict, since: SinceLastRun, params: Params, store: RunHistory,
@@ -79,18 +78,18 @@ def remember_run(run_dir: Path, manifest: dict, since: SinceLastRun, params: Par
     lang, data_dir = params.language, run_dir / "data"
     breaches = recent_breaches(data_dir)
     report = params.alerts.report_url or (run_dir / "index.html").as_uri()
-    title = params.title or params.run_name
+    title, as_of = params.title or params.run_name, f"{since.as_of:%Y-%m-%d}"
     records = store.records()  # this run's earlier record too: what it delivered is not sent again
 
     def subject(due: list[dict]) -> str:
-        return t("alert.subject", lang, title=title, n=len(due), as_of=str(since.as_of.date()))
+        return t("alert.subject", lang, title=title, n=len(due), as_of=as_of)
 
     def text(due: list[dict]) -> str:
-        lines = [t("alert.intro", lang, title=title, n=len(due), as_of=str(since.as_of.date()))]
+        lines = [t("alert.intro", lang, title=title, n=len(due), as_of=as_of)]
         lines += [f"- {_breach_line(b, lang, labels)}" for b in due] + ["", t("alert.report", lang, url=report)]
         return "\n".join(lines) + "\n"
 
-    payload = {"run_name": params.run_name, "title": title, "run_id": since.run_id, "as_of": str(since.as_of.date()),
+    payload = {"run_name": params.run_name, "title": title, "run_id": since.run_id, "as_of": as_of,
                "report": report, "status": manifest["status"]}
     delivery = deliver(params.alerts, breaches or [], records, payload=payload, subject=subject, text=text)
     for name, d in delivery.items():
@@ -104,7 +103,7 @@ def remember_run(run_dir: Path, manifest: dict, since: SinceLastRun, params: Par
     new = [b for b in breaches or [] if breach_id(b) not in seen]
     record = {
         "run_id": since.run_id, "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "started_at": manifest["started_at"], "as_of": str(since.as_of.date()), "status": manifest["status"],
+        "started_at": manifest["started_at"], "as_of": as_of, "status": manifest["status"],
         "params_sha256": hashlib.sha256(json.dumps(manifest["params"], sort_keys=True).encode()).hexdigest(),
         "inputs": {i["table"]: i["sha256"] for i in manifest["inputs"]}, "report": str(run_dir / "index.html"),
         "numbers": {**since.numbers, **{k: v for k, v in headlines.items() if isinstance(v, (int, float))}},
