@@ -121,13 +121,18 @@ def test_demo_history_recovers_the_generators_ground_truth(demo_project):
     import funnel_lab as fl
 
     truth = json.loads((demo_project / "data" / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
-    r = fl.load(demo_project / "params" / "demo.yaml").funnel()
+    p = fl.load(demo_project / "params" / "demo.yaml")
+    r = p.funnel()
     dyn = r.dynamics[["skips", "backward", "re_entries"]].sum().to_dict()
     sh = truth["stage_history"]
     assert dyn == {"skips": sh["skips"], "backward": sh["backward_moves"], "re_entries": sh["re_entries"]}
     won = r.funnel[(r.funnel["mode"] == "any") & (r.funnel["stage"] == "won")]["reached"].item()
     assert won == truth["outcome_counts"]["won"]  # merged duplicates take their history along
     assert r.unmapped.empty and r.deals_with_history == truth["rows"]
+    # the deals the generator left without a move for 120 days are among the stalled ones, every one still there
+    planted = set(sh["stalled_open_ids"])
+    kept = planted & set(p.opportunities["opportunity_id"])
+    assert len(kept) >= 0.9 * len(planted) and kept <= set(r.stalled["opportunity_id"])
 
 
 def test_reach_from_parquet_files_equals_reach_from_frames(history, opps, tmp_path):
@@ -170,3 +175,23 @@ def test_funnel_by_group_counts_each_groups_deals_with_wilson_intervals():
     low, high = proportion_confint(2, 3, method="wilson")
     assert (out.loc[("A", "s1"), "ci_low"], out.loc[("A", "s1"), "ci_high"]) == pytest.approx((low, high))
     assert np.isnan(out.loc[("A", "s4"), "conversion_rate"]) and np.isnan(out.loc[("A", "won"), "ci_low"])
+
+
+@pytest.mark.parametrize("col", ["owner", "source", "segment"])
+def test_win_rates_by_group_files_equal_a_plain_groupby(demo_run, col):
+    from statsmodels.stats.proportion import proportion_confint
+
+    clean = pd.read_csv(demo_run / "data" / "opportunities_clean.csv", usecols=[col, "status"])
+    closed = clean[clean["status"].isin(["won", "lost"])]
+    plain = closed.groupby(col)["status"].agg(closed="size", won=lambda s: int((s == "won").sum()))
+    got = pd.read_csv(demo_run / "data" / f"win_rates_by_{col}.csv").set_index("group")
+    assert sorted(got.index) == sorted(plain.index)
+    pd.testing.assert_series_equal(got["closed"].sort_index(), plain["closed"].sort_index(), check_names=False)
+    pd.testing.assert_series_equal(got["won"].sort_index(), plain["won"].sort_index(), check_names=False)
+    low, high = proportion_confint(plain["won"], plain["closed"], method="wilson")
+    np.testing.assert_allclose(got.loc[plain.index, "ci_low"], low, atol=1e-9)
+    np.testing.assert_allclose(got.loc[plain.index, "ci_high"], high, atol=1e-9)
+    # shrinkage pulls every group toward the pooled rate, never past it
+    pooled = plain["won"].sum() / plain["closed"].sum()
+    raw, shrunk = got["won"] / got["closed"], got["shrunk_win_rate"]
+    assert ((shrunk - pooled).abs() <= (raw - pooled).abs() + 1e-12).all()
