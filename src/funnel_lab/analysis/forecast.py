@@ -175,6 +175,8 @@ def backtest(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str
     o = opportunities.set_index("opportunity_id")
     with_dates = "expected_close_at" in history and history["expected_close_at"].notna().any()
     span = pd.Timedelta(days=horizon_days)
+    if not dates:
+        return pd.DataFrame(columns=BACKTEST_COLUMNS)
     if snapshots is None:
         snapshots = pipeline_snapshots(opportunities, history, order, horizon_days=horizon_days,
                                        dates=sorted(set(snapshot_dates(o["created_at"].min(), max(dates))) | set(dates)))
