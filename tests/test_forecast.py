@@ -138,7 +138,7 @@ def test_backtest_uses_only_what_was_known_then():
     crm = bt[(bt["as_of"] == "2024-09-01") & (bt["method"] == "crm_weighted")].iloc[0]
     due = open_then[open_then["created_at"] + pd.Timedelta(days=60) <= d + pd.Timedelta(days=60)]
     assert crm["forecast"] == pytest.approx(0.4 * due["amount"].sum())
-    summary = bt[bt["as_of"].isin(["bias", "mape", "coverage"])].set_index(["method", "as_of"])["error"]
+    summary = bt[bt["as_of"].isin(["bias", "mape", "coverage"])].set_index(["method", "as_of"])["error"]  # the contract
     assert summary[("funnel_lab", "bias")] == pytest.approx(row["error"])
     assert summary[("funnel_lab", "coverage")] == float(row["inside_band"])
 

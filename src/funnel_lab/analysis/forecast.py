@@ -146,6 +146,8 @@ BACKTEST_COLUMNS = ["as_of", "method", "timing", "open_deals", "forecast_deals",
                     "error", "inside_band"]
 #: The forecasts a backtest compares: funnel_lab's, the CRM's probability-weighted pipeline, last span's won revenue.
 METHODS = ("funnel_lab", "crm_weighted", "naive")
+#: The ``as_of`` of the backtest's summary rows (their value is in ``error``).
+SUMMARY_ROWS = ("bias", "mape", "coverage")
 #: Simulations per backtest date (the band; the live forecast uses ``forecast.simulations``).
 BACKTEST_SIMULATIONS = 2000
 
@@ -219,12 +221,16 @@ def backtest(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str
     return pd.concat([out, pd.DataFrame(summary, columns=BACKTEST_COLUMNS)], ignore_index=True)
 
 
+def dated_rows(bt: pd.DataFrame) -> pd.DataFrame:
+    """The backtest's rows of past dates, without its summary rows."""
+    return bt[~bt["as_of"].isin(SUMMARY_ROWS)]
+
+
 def backtest_summary(bt: pd.DataFrame) -> pd.DataFrame:
     """The summary rows of :func:`backtest` as a table: ``method`` x ``bias``, ``mape``, ``coverage``, ``dates``."""
-    rows = bt[bt["as_of"].isin(["bias", "mape", "coverage"])]
-    table = rows.pivot(index="method", columns="as_of", values="error").reindex(columns=["bias", "mape", "coverage"])
-    dated = bt[~bt["as_of"].isin(["bias", "mape", "coverage"])]
-    table["dates"] = dated.groupby("method")["error"].count()
+    rows = bt[bt["as_of"].isin(SUMMARY_ROWS)]
+    table = rows.pivot(index="method", columns="as_of", values="error").reindex(columns=list(SUMMARY_ROWS))
+    table["dates"] = dated_rows(bt).groupby("method")["error"].count()
     return table.reindex([m for m in METHODS if m in table.index])
 
 

@@ -56,16 +56,17 @@ def expand(value: str, key: str) -> str:
 
 def _attempts(send: Callable[[], None], channel: Webhook | Email, retryable: Callable[[Exception], bool]) -> int:
     """Call ``send`` until it succeeds, at most 1 + ``retries`` times; returns the attempts made."""
-    for attempt in range(channel.retries + 1):
+    attempt = 1
+    while True:
         try:
             send()
-            return attempt + 1
+            return attempt
         except DeliveryError as e:
-            if attempt == channel.retries or not retryable(e):
-                e.attempts = attempt + 1
+            if attempt > channel.retries or not retryable(e):
+                e.attempts = attempt
                 raise
-            time.sleep(BACKOFF_SECONDS * 2 ** attempt)
-    raise AssertionError("unreachable")
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            attempt += 1
 
 
 def post_webhook(cfg: Webhook, payload: dict) -> int:

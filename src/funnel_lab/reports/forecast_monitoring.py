@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..analysis.forecast import METHODS, ForecastResult, backtest_summary
+from ..analysis.forecast import METHODS, SUMMARY_ROWS, ForecastResult, backtest_summary, dated_rows
 from ..analysis.timing import TIMINGS
 from ..analysis.monitoring import RECENT_PERIODS, MonitoringResult, day, last_day
 from ..i18n import format_date, format_money, format_number, format_percent, format_period, t
@@ -101,8 +101,8 @@ def show_forecast(run, r: ForecastResult, labels: dict[str, str]) -> None:
         table["method"] = table["method"].map(lambda m: run.t(f"fc.method.{m}"))
         run.table(table, labels={"method": "col.method", "bias": "col.bias", "mape": "col.mape",
                                  "coverage": "col.coverage", "dates": "col.dates"},
-                  percent=("bias", "mape", "coverage"))
-        dated = r.backtest[~r.backtest["as_of"].isin(["bias", "mape", "coverage"])]
+                  percent=SUMMARY_ROWS)
+        dated = dated_rows(r.backtest)
         wide = dated.pivot(index="as_of", columns="method", values="forecast").reindex(
             columns=[m for m in METHODS if m in set(dated["method"])])
         own = dated[dated["method"] == "funnel_lab"].set_index("as_of")
@@ -202,17 +202,12 @@ def summary_sentences(run, forecast: ForecastResult, changes: MonitoringResult, 
             + monitoring_sentences(changes, run.lang, labels))
 
 
-def _change_value(v: str, run, labels: dict[str, str]) -> str:
-    """A ``from``/``to`` of ``changes.csv`` for the reader: a stage or status by its label, a date in the report's
-    format."""
-    if v in labels:
-        return labels[v]
-    if v == "open":
-        return run.t("headline.open")
-    try:
+def _change_value(v: str, kind: str, run, labels: dict[str, str]) -> str:
+    """A ``from``/``to`` of ``changes.csv`` for the reader: a slipped deal's close dates in the report's format, a
+    stage or status by its label."""
+    if kind == "slipped":
         return format_date(pd.Timestamp(v), run.lang) if v else v
-    except ValueError:
-        return v
+    return labels.get(v, run.t("headline.open") if v == "open" else v)
 
 
 def show_since_last_run(run, s: SinceLastRun, numbers: dict[str, float]) -> None:
@@ -246,7 +241,8 @@ def show_since_last_run(run, s: SinceLastRun, numbers: dict[str, float]) -> None
         run.heading("sl.changes", level=3)
         run.say("sl.changes_note")
         top = s.changes.groupby("change", sort=False).head(CHANGES_SHOWN)
-        top = top.assign(**{c: top[c].map(lambda v: _change_value(v, run, labels)) for c in ("from", "to", "stage")})
+        top = top.assign(**{c: [_change_value(v, k if c != "stage" else "", run, labels)
+                                for v, k in zip(top[c], top["change"])] for c in ("from", "to", "stage")})
         run.table(top, labels={"opportunity_id": "col.opportunity_id", "change": "sl.change", "from": "sl.from",
                                "to": "sl.to", "stage": "col.stage", "amount": "col.amount"},
                   translate={"change": "sl.kind"})

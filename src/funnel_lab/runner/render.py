@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..i18n import catalogue, format_number, format_percent, t, to_html
+from ..i18n import catalogue, t, to_html
 from .registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
     its status, inputs, data files."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    from ..history.words import format_value
+
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     started = datetime.fromisoformat(manifest["started_at"])
     finished = datetime.fromisoformat(manifest["finished_at"]) if manifest["finished_at"] else None
@@ -118,8 +120,7 @@ def render_index(manifest: dict, results: list[NotebookResult], headlines: dict,
     return env.get_template("run_index.html.j2").render(
         lang=lang, t=lambda k, **kw: t(k, lang, **kw), m=manifest, reports=reports,
         status_label=t({"ok": "status.ok", "failed": "status.partial", "running": "status.running"}[manifest["status"]], lang),
-        headlines=[(t(f"headline.{k}", lang), format_percent(v, lang) if k.endswith("rate") else
-                     format_number(v, lang, digits=0 if float(v).is_integer() else 2)) for k, v in headlines.items()],
+        headlines=[(t(f"headline.{k}", lang), format_value(k, v, lang)) for k, v in headlines.items()],
         started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "",
         duration=t("unit.seconds", lang, n=f"{(finished - started).total_seconds():.0f}") if finished else "",
