@@ -23,6 +23,13 @@ _N_DAYS = int((np.datetime64(_AS_OF) - np.datetime64(_START)).astype(int)) + 1
 _STALL_BEFORE = np.datetime64(_AS_OF) - np.timedelta64(121, "D")
 _ACTIVE_FROM = np.datetime64(_AS_OF) - np.timedelta64(119, "D")
 
+# The cycle: days from creation to the close a won deal reaches, lognormal around the segment's median; a lost deal
+# dies at a uniform share of its cycle.
+_CYCLE_MEDIAN_DAYS = {"SMB": 45.0, "Mid-Market": 60.0, "Enterprise": 85.0}
+_CYCLE_SIGMA = 0.55
+_MIN_CYCLE_DAYS = 3
+_LOST_SHARE_OF_CYCLE = (0.55, 0.95)
+
 _STAGES = ("potential", "intent", "evaluation", "decision", "won", "lost")
 _STAGE_EN = ("Potential", "Intent", "Evaluation", "Decision", "Closed Won", "Closed Lost")
 _STAGE_ZH = ("潜在客户", "意向客户", "评估客户", "决策客户", "赢单", "输单")
@@ -303,9 +310,9 @@ def _build_truth(rng: np.random.Generator, rows: int) -> tuple[pd.DataFrame, pd.
     # Cycle length ignores the outcome, so whether a deal is closed by the as-of
     # date is independent of how it ends; lost deals die part-way through the
     # cycle, which keeps won deals the longer ones.
-    median = df["segment"].map({"SMB": 45.0, "Mid-Market": 60.0, "Enterprise": 85.0}).to_numpy()
-    cycle = np.maximum(3, np.round(median * np.exp(rng.normal(0.0, 0.55, rows)))).astype(int)
-    lost_cycle = np.maximum(1, np.round(cycle * rng.uniform(0.55, 0.95, rows))).astype(int)
+    median = df["segment"].map(_CYCLE_MEDIAN_DAYS).to_numpy()
+    cycle = np.maximum(_MIN_CYCLE_DAYS, np.round(median * np.exp(rng.normal(0.0, _CYCLE_SIGMA, rows)))).astype(int)
+    lost_cycle = np.maximum(1, np.round(cycle * rng.uniform(*_LOST_SHARE_OF_CYCLE, rows))).astype(int)
     closed = created + cycle <= _N_DAYS - 1
     won = df["latent_won"].to_numpy()
     df["outcome"] = np.where(~closed, "open", np.where(won, "won", "lost"))
@@ -337,6 +344,55 @@ def _build_truth(rng: np.random.Generator, rows: int) -> tuple[pd.DataFrame, pd.
     df["close_date"] = np.where(closed, _day_strings(np.maximum(df["close_day"].to_numpy(), 0)), "")
     df["expected_close_date"] = np.where(closed, "", _day_strings(np.maximum(df["expected_close_day"].to_numpy(), 0)))
     return df, pool
+
+
+def true_chance_won_within(truth: pd.DataFrame, as_of: str | pd.Timestamp, horizon_days: int) -> pd.Series:
+    """The generator's own chance that a deal open on ``as_of`` is won within ``horizon_days`` after it.
+
+    The forecast's ground truth: from the dynamics the deals were drawn from, given each deal's true win probability
+    ``p_won``, its segment and its age on ``as_of`` (and nothing the generator drew for it afterwards). A won deal
+    closes when its cycle ends; a lost one at a uniform share of it; a deal whose cycle ends after the demo's as-of
+    date is still open. So with ``C`` the cycle and ``a`` the age,
+    ``P = p P(a < C <= a + h) / (p P(C > a) + (1 - p) P(open on as_of | lost))``, summed over the cycle's days.
+
+    Parameters
+    ----------
+    truth : DataFrame
+        ``opportunities_truth`` of :func:`make_demo_tables` (or some of its rows): ``opportunity_id``,
+        ``created_date``, ``segment``, ``p_won``.
+    as_of : date
+        A past day, no later than the demo's as-of date minus the horizon (later, the outcomes are not all drawn).
+    horizon_days : int
+        The horizon.
+
+    Returns
+    -------
+    Series
+        The chance per ``opportunity_id``; NaN for a deal created after ``as_of``.
+    """
+    from scipy.special import ndtr
+
+    start = pd.Timestamp(_START)
+    day = (pd.Timestamp(as_of) - start).days
+    created = (pd.to_datetime(truth["created_date"]) - start).dt.days.to_numpy()
+    median = truth["segment"].map(_CYCLE_MEDIAN_DAYS).to_numpy(float)
+    age = (day - created)[:, None]
+    cycle = np.arange(_MIN_CYCLE_DAYS, 40 * int(max(_CYCLE_MEDIAN_DAYS.values())))[None, :]
+    # C = max(3, round(median e^Z)), Z ~ N(0, sigma): the first day takes all of the mass below it
+    cdf = ndtr(np.log((cycle + 0.5) / median[:, None]) / _CYCLE_SIGMA)
+    cdf[:, -1] = 1.0
+    mass = np.diff(cdf, axis=1, prepend=0.0)
+    won_open = (mass * (cycle > age)).sum(axis=1)
+    won_within = (mass * ((cycle > age) & (cycle <= age + horizon_days))).sum(axis=1)
+    # a lost deal is open while round(C U) > a (U uniform on the share of its cycle), or if its cycle outlasts the demo
+    low, high = _LOST_SHARE_OF_CYCLE
+    lost_alive = np.clip((high - (age + 0.5) / cycle) / (high - low), 0.0, 1.0)
+    outlasts = created[:, None] + cycle > _N_DAYS - 1
+    lost_open = (mass * np.where(outlasts, 1.0, lost_alive)).sum(axis=1)
+    p = truth["p_won"].to_numpy(float)
+    chance = p * won_within / (p * won_open + (1 - p) * lost_open)
+    return pd.Series(np.where(age[:, 0] >= 0, chance, np.nan), index=truth["opportunity_id"].to_numpy(),
+                     name="p_won_within")
 
 
 def _stage_paths(top: np.ndarray, outcome: np.ndarray, skipped: np.ndarray, want_back: np.ndarray,
