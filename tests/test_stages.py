@@ -105,24 +105,44 @@ def test_rules_that_do_not_nest_are_reported(demo_opps):
     assert got.get(("decision", "evaluation"), 0) == by_hand
 
 
-def test_compare_models_transition_matrix(demo_opps):
+def test_compare_models_transition_matrix_by_hand():
+    df = pd.DataFrame({"opportunity_id": list("abcdef"), "meetings": [0, 1, 1, 0, 2, 0],
+                       "emails_replied": [0, 0, 3, 0, 0, 0], "demo": [False, False, False, True, False, False],
+                       "trial": [False] * 6, "quote_sent": [False, True, True, False, True, False],
+                       "budget_confirmed": [False, True, True, True, True, False]})
     a, b = model(GOOD), model(INVERTED)
-    sa, sb = assign_stages(demo_opps, a), assign_stages(demo_opps, b)
-    cmp = compare_models(demo_opps, sa, sb, a, b)
-    assert cmp["transitions"].to_numpy().sum() == len(demo_opps)
-    assert cmp["moves"]["n"].sum() == int((sa["stage"] != sb["stage"]).sum())
+    sa, sb = assign_stages(df, a), assign_stages(df, b)
+    # GOOD:     potential, decision, decision, evaluation, decision, potential
+    # INVERTED: decision,  intent,   intent,   decision,   intent,   decision
+    cmp = compare_models(df, sa, sb, a, b)
+    t = cmp["transitions"]
+    assert t.loc["potential", "decision"] == 2 and t.loc["decision", "intent"] == 3
+    assert t.loc["evaluation", "decision"] == 1 and (t.to_numpy() > 0).sum() == 3
+    moves = cmp["moves"].set_index(["from", "to"])
+    assert moves["n"].to_dict() == {("decision", "intent"): 3, ("potential", "decision"): 2,
+                                    ("evaluation", "decision"): 1}
+    assert moves.loc[("potential", "decision"), "rule"] == INVERTED["decision"]
 
 
-def test_proposed_bands_give_rising_win_rates(demo_opps):
-    m = model(method="score", score={"points": [{"when": "meetings >= 1", "points": 10},
-                                                {"when": "demo", "points": 20},
-                                                {"when": "budget_confirmed", "points": 30},
-                                                {"when": "quote_sent", "points": 20}],
+def test_proposed_bands_find_the_scores_where_the_win_rate_jumps():
+    """Scores 0-39 whose win rate steps up at 10, 20 and 30: the proposal's minimums are those steps, and each
+    proposed band's win rate and count are a plain recount of the closed deals in it."""
+    rng = np.random.default_rng(4)
+    score = pd.Series(rng.integers(0, 40, 8000).astype(float))
+    won = pd.Series((rng.random(8000) < np.array([0.05, 0.3, 0.6, 0.9])[score.to_numpy().astype(int) // 10])
+                    .astype(float))
+    won[rng.random(8000) < 0.1] = np.nan  # open deals: not counted
+    m = model(method="score", score={"points": [{"when": "visits >= 1", "points": 1}],
                                      "bands": {"potential": 0, "intent": 5, "evaluation": 15, "decision": 25}})
-    st = assign_stages(demo_opps, m)
-    prop = propose_bands(st["score"], pd.to_numeric(demo_opps["won"]), m)
-    assert prop["proposed_min"].dropna().is_monotonic_increasing
-    assert prop["win_rate_proposed"].dropna().is_monotonic_increasing
+    prop = propose_bands(score, won, m)
+    assert prop["proposed_min"].tolist() == [0.0, 9.5, 19.5, 29.5]
+    closed = won.notna()
+    for row, lo, hi in zip(prop.itertuples(), [0, 9.5, 19.5, 29.5], [9.5, 19.5, 29.5, np.inf]):
+        inside = closed & (score >= lo) & (score < hi)
+        assert row.n_proposed == inside.sum() and row.win_rate_proposed == pytest.approx(won[inside].mean())
+    current = closed & (score >= 5) & (score < 15)
+    assert prop.loc[1, "n_current"] == current.sum()
+    assert prop.loc[1, "win_rate_current"] == pytest.approx(won[current].mean())
 
 
 def test_model_errors_name_the_stage():

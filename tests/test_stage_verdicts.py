@@ -1,0 +1,156 @@
+"""Every stage-design verdict on a case built to pass it and one built to fail it.
+
+Each case is a table of deals with exact counts, so the quantity a verdict reads (a two-proportion p-value, the AUC,
+the unassigned share, the PSI) is computed here independently (statsmodels, scikit-learn, by hand) and the verdict
+follows from the report's stated thresholds.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.proportion import proportions_ztest
+
+from funnel_lab.analysis.stages import assign_stages, build_model, check_model
+from funnel_lab.config import Stages
+
+ORDER = ["potential", "intent", "evaluation", "decision"]
+NESTED = {"potential": "lvl >= 0", "intent": "lvl >= 1", "evaluation": "lvl >= 2", "decision": "lvl >= 3"}
+MONTHS = pd.date_range("2024-01-01", periods=6, freq="MS")
+
+
+def model(rules=NESTED):
+    return build_model(Stages.model_validate({"model": "m", "order": ORDER, "method": "rules", "rules": rules}))
+
+
+def deals(closed: dict[int, tuple[int, int]], *, open_per_level: int = 0) -> pd.DataFrame:
+    """``closed``: level -> (deals closed, of which won); level -1 is no stage's rule. Each level's deals are created
+    in turn in each of six months; a closed deal closes 20 days after."""
+    rows = []
+    for lvl, (n, won) in closed.items():
+        for i in range(n + open_per_level):
+            status = "open" if i >= n else "won" if i < won else "lost"
+            rows.append({"lvl": lvl, "status": status, "created_at": MONTHS[i % len(MONTHS)]})
+    df = pd.DataFrame(rows)
+    df.insert(0, "opportunity_id", [f"D{i}" for i in range(len(df))])
+    df["won"] = df["status"].map({"won": 1.0, "lost": 0.0})
+    df["closed_at"] = (df["created_at"] + pd.Timedelta(days=20)).where(df["status"] != "open")
+    return df
+
+
+def check(df, rules=NESTED):
+    m = model(rules)
+    return check_model(df, assign_stages(df, m), m)
+
+
+RISING = {0: (200, 20), 1: (200, 50), 2: (200, 90), 3: (200, 140)}
+
+
+def adjacent_p(counts, a, b):
+    """statsmodels' pooled two-proportion z-test of level b against level a."""
+    return proportions_ztest([counts[b][1], counts[a][1]], [counts[b][0], counts[a][0]])[1]
+
+
+def auc(counts):
+    lvl = np.concatenate([[k] * n for k, (n, _) in counts.items()])
+    won = np.concatenate([[1] * w + [0] * (n - w) for _, (n, w) in counts.items()])
+    return roc_auc_score(won, np.where(lvl < 0, 0, lvl + 1))
+
+
+def test_rising_win_rates_pass_monotonicity_trend_separation_and_discrimination():
+    c = check(deals(RISING))
+    assert all(adjacent_p(RISING, a, a + 1) < 0.05 for a in range(3))
+    assert c.auc == pytest.approx(auc(RISING), abs=1e-12) and c.auc >= 0.7
+    assert c.trend_z > 0 and c.trend_p < 0.05
+    assert {k: c.verdicts[k] for k in ("monotonicity", "trend", "separation", "discrimination")} == {
+        "monotonicity": "ok", "trend": "ok", "separation": "ok", "discrimination": "ok"}
+
+
+def test_an_inversion_within_chance_warns_and_a_significant_one_fails():
+    slight = {**RISING, 2: (200, 45)}  # 22.5% after 25%: p well above 0.05
+    assert adjacent_p(slight, 1, 2) > 0.05
+    c = check(deals(slight))
+    assert c.verdicts["monotonicity"] == "warn" and len(c.inversions) == 1
+    assert c.inversions.iloc[0][["stage_from", "stage_to"]].tolist() == ["intent", "evaluation"]
+    assert c.inversions.iloc[0]["p_value"] == pytest.approx(adjacent_p(slight, 1, 2), rel=1e-9)
+
+    steep = {**RISING, 3: (200, 20)}  # decision 10% after evaluation 45%
+    assert adjacent_p(steep, 2, 3) < 1e-6
+    assert check(deals(steep)).verdicts["monotonicity"] == "fail"
+
+
+def test_a_flat_funnel_fails_the_trend_and_discrimination_and_its_stages_merge():
+    flat = {k: (200, 50) for k in range(4)}
+    c = check(deals(flat))
+    assert c.auc == pytest.approx(0.5) and c.trend_p > 0.05
+    assert c.verdicts["trend"] == "fail" and c.verdicts["discrimination"] == "fail"
+    assert c.verdicts["separation"] == "warn" and c.separation["merge_candidate"].all()
+    # falling win rates: a strong trend, the wrong way (the test is one-sided, for rising rates)
+    falling = {k: (200, 140 - 40 * k) for k in range(4)}
+    c = check(deals(falling))
+    assert c.trend_z < -10 and c.trend_p > 0.999 and c.verdicts["trend"] == "fail"
+
+
+def test_discrimination_warns_between_0_6_and_0_7():
+    modest = {0: (200, 40), 1: (200, 50), 2: (200, 64), 3: (200, 80)}
+    assert 0.6 <= auc(modest) < 0.7
+    assert check(deals(modest)).verdicts["discrimination"] == "warn"
+
+
+def test_one_pair_that_chance_could_explain_is_a_merge_candidate():
+    close = {**RISING, 2: (200, 58)}  # 29% after 25%
+    assert adjacent_p(close, 1, 2) > 0.05
+    c = check(deals(close))
+    assert c.verdicts["separation"] == "warn"
+    assert c.separation.loc[c.separation["merge_candidate"], ["stage_from", "stage_to"]].values.tolist() == [
+        ["intent", "evaluation"]]
+
+
+@pytest.mark.parametrize("unassigned, verdict", [(0, "ok"), (40, "ok"), (100, "warn"), (300, "fail")])
+def test_coverage_by_the_share_no_rule_takes(unassigned, verdict):
+    counts = {**RISING, -1: (unassigned, unassigned // 10)} if unassigned else RISING
+    c = check(deals(counts))
+    assert c.unassigned_share == pytest.approx(unassigned / (800 + unassigned))
+    assert c.verdicts["coverage"] == verdict
+
+
+def test_rules_that_do_not_nest_warn_with_the_deals_counted():
+    df = deals(RISING)
+    df["call"] = df["lvl"] >= 1
+    df["demo"] = (df["lvl"] >= 2) | (df.index % 50 == 0)  # 1 in 50 had a demo without a call
+    nested = {**NESTED, "intent": "call", "evaluation": "call and demo"}
+    assert check(df, nested).verdicts["consistency"] == "ok"
+    loose = {**NESTED, "intent": "call", "evaluation": "demo"}
+    c = check(df, loose)
+    assert c.verdicts["consistency"] == "warn"
+    skipped = c.skipped.set_index(["higher", "lower"])["n"]
+    assert skipped[("evaluation", "intent")] == int((df["demo"] & ~df["call"]).sum()) > 0
+
+
+def _mix_psi(df, first, last):
+    """PSI by hand of the stage mix of two creation months (every deal here gets the stage of its level)."""
+    a = df[df["created_at"] == MONTHS[first]]["lvl"].value_counts(normalize=True).reindex(range(4), fill_value=0)
+    b = df[df["created_at"] == MONTHS[last]]["lvl"].value_counts(normalize=True).reindex(range(4), fill_value=0)
+    a, b = a.clip(lower=1e-4), b.clip(lower=1e-4)
+    return float(((b - a) * np.log(b / a)).sum())
+
+
+@pytest.mark.parametrize("moved, verdict", [(0, "ok"), (24, "warn"), (32, "fail")])
+def test_stability_by_the_psi_of_the_first_and_last_comparable_months(moved, verdict):
+    """``moved`` of the last comparable month's 40 potential deals are decision deals instead (of 160 that month)."""
+    df = deals({k: (240, 24 + 40 * k) for k in range(4)})
+    # the last comparable month: created before the latest creation (June) minus the median cycle (20 days)
+    swap = df.index[(df["created_at"] == MONTHS[4]) & (df["lvl"] == 0)][:moved]
+    df.loc[swap, "lvl"] = 3
+    c = check(df)
+    assert c.psi_periods == ("2024-01", "2024-05")
+    assert c.psi == pytest.approx(_mix_psi(df, 0, 4), rel=1e-6)
+    assert c.verdicts["stability"] == verdict
+
+
+def test_what_the_data_cannot_tell_is_na_not_ok():
+    no_losses = {k: (50, 50) for k in range(4)}
+    c = check(deals(no_losses))
+    assert c.verdicts["trend"] == "na" and c.verdicts["discrimination"] == "na"
+    one_stage = check(deals({0: (100, 30)}, open_per_level=10))
+    assert one_stage.verdicts["separation"] == "na"
