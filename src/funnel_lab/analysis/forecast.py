@@ -162,7 +162,9 @@ def backtest(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str
     known, age in stage); the band is the Monte Carlo's p10-p90 of the horizon's total. The actual is the amount won
     within the horizon by the deals open that day (slipped and early closes included). The baselines, on the same
     dates: ``crm_weighted``, the amount x CRM probability of the deals expected to close within the horizon (or
-    overdue), as the CRM's own forecast would be; ``naive``, the revenue won in the same span before the date.
+    overdue), as the CRM's own forecast would have been (the probability of each deal's stage then, not its own
+    probability now, which for a deal closed since is 100 or 0); ``naive``, the revenue won in the same span before
+    the date.
 
     Returns
     -------
@@ -304,7 +306,8 @@ def analyse_forecast(p) -> ForecastResult:
         months = snapshot_dates(opp["created_at"].min(), as_of)
         p_win = win_probability_at_snapshots(history, opp, order, known_by=as_of, dates=months)
         span = pd.Timedelta(days=cfg.horizon_days)
-        snaps = pipeline_snapshots(opp, history, order, dates=months + [as_of], horizon_days=cfg.horizon_days)
+        snaps = pipeline_snapshots(opp, history, order, dates=months + [as_of], horizon_days=cfg.horizon_days,
+                                   now=as_of)
         model = fit_timing(snaps[snaps["snapshot"] + span <= as_of])
         now = snaps[snaps["snapshot"] == as_of].drop(columns=["won_within", "close_days", "snapshot"])
         now = now.assign(p_within=model.predict(now))

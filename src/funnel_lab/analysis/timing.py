@@ -31,13 +31,32 @@ SNAPSHOT_COLUMNS = ["opportunity_id", "stage", "timing", "age", "amount", "crm_p
                     "close_days"]
 
 
+def crm_probability_by_stage(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str]) -> pd.Series:
+    """The CRM's stated probability of a stage: the mean ``crm_probability`` of today's open deals by their stage.
+
+    A past day's pipeline cannot use the deals' own probabilities: a deal closed since says 100 or 0 now, which is
+    the outcome, not what the CRM said then. The CRM states a probability per stage, so the stage a deal had then
+    gives the probability it had then.
+    """
+    if "crm_probability" not in opportunities:
+        return pd.Series(dtype=float)
+    open_now = opportunities[opportunities["status"].eq("open") & opportunities["crm_probability"].notna()]
+    h = history[history["opportunity_id"].isin(open_now["opportunity_id"]) & history["stage"].astype("str").isin(order)]
+    last = h.sort_values(["opportunity_id", "entered_at"], kind="stable").groupby("opportunity_id").tail(1)
+    stage = last.set_index("opportunity_id")["stage"].astype("str")
+    probability = open_now.set_index("opportunity_id")["crm_probability"].reindex(stage.index)
+    return probability.groupby(stage.to_numpy()).mean()
+
+
 def pipeline_at(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str], when: pd.Timestamp, *,
-                horizon_days: int, dates_known: bool) -> pd.DataFrame:
+                horizon_days: int, dates_known: bool, crm_by_stage: pd.Series | None = None) -> pd.DataFrame:
     """The open pipeline on ``when`` as it was known then: ``SNAPSHOT_COLUMNS``.
 
     ``dates_known``: the history carries each deal's expected close date as it stood (else no date is used for a
     past day: today's dates would tell the past what it did not know). ``won_within`` is whether the deal was won
     within ``horizon_days`` from ``when`` (meaningful once that has passed), ``close_days`` the days to its close.
+    ``crm_by_stage``: the CRM probability of each stage (:func:`crm_probability_by_stage`), for a past day; without
+    it each deal's current ``crm_probability`` (right for today only).
     """
     from .monitoring import expected_close_as_known
 
@@ -56,7 +75,12 @@ def pipeline_at(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[
     age = (when - last["entered_at"]).dt.days
     band = pd.cut(age, [-np.inf, *AGE_EDGES, np.inf], labels=AGE_BANDS).astype("str")
     closed = open_then["closed_at"]
-    crm = open_then["crm_probability"] if "crm_probability" in open_then else pd.Series(np.nan, index=open_then.index)
+    if crm_by_stage is not None:
+        crm = last["stage"].astype("str").map(crm_by_stage).astype(float)
+    elif "crm_probability" in open_then:
+        crm = open_then["crm_probability"]
+    else:
+        crm = pd.Series(np.nan, index=open_then.index)
     return pd.DataFrame({
         "opportunity_id": open_then.index, "stage": last["stage"].astype("str").where(last["stage"].notna()).to_numpy(),
         "timing": timing, "age": band.where(age.notna()).to_numpy(), "amount": open_then["amount"].to_numpy(float),
@@ -67,11 +91,13 @@ def pipeline_at(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[
 
 
 def pipeline_snapshots(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str], *,
-                       dates: list[pd.Timestamp], horizon_days: int) -> pd.DataFrame:
-    """:func:`pipeline_at` on each of ``dates``, with a ``snapshot`` column."""
+                       dates: list[pd.Timestamp], horizon_days: int, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """:func:`pipeline_at` on each of ``dates``, with a ``snapshot`` column; the CRM probabilities of a day before
+    ``now`` (every day without it) are those of the deals' stages then."""
     known = "expected_close_at" in history and history["expected_close_at"].notna().any()
-    parts = [pipeline_at(opportunities, history, order, d, horizon_days=horizon_days, dates_known=known)
-             .assign(snapshot=d) for d in dates]
+    by_stage = crm_probability_by_stage(opportunities, history, order)
+    parts = [pipeline_at(opportunities, history, order, d, horizon_days=horizon_days, dates_known=known,
+                         crm_by_stage=None if d == now else by_stage).assign(snapshot=d) for d in dates]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SNAPSHOT_COLUMNS + ["snapshot"])
 
 
