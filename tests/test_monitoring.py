@@ -168,3 +168,25 @@ def test_waterfall_identity_holds_deal_by_deal_on_the_demo(demo_project):
     firsts = h.groupby("opportunity_id")["entered_at"].min()
     week = lim[(lim["stage"] == "intent")].iloc[-2]
     assert week["entered"] == int(((firsts >= week["period_start"]) & (firsts < week["period_end"])).sum())
+
+
+def test_a_planted_shift_is_found_by_the_alerts_and_nothing_else(tmp_path):
+    """The demo generator plants a batch update (deals pulled into intent in one week), recorded in its ground truth;
+    the same demo without it is the control. The alerts that differ are exactly the planted one."""
+    import shutil
+
+    import funnel_lab as fl
+    from conftest import ROOT
+    from funnel_lab.data.demo import write_demo_data
+
+    found = {}
+    for plant in (False, True):
+        root = tmp_path / str(plant)
+        shutil.copytree(ROOT / "params", root / "params")
+        truth = write_demo_data(root / "data" / "demo", rows=1500, seed=11, plant_shift=plant)
+        alerts = fl.load(root / "params" / "demo.yaml").monitoring().alerts
+        found[plant] = set(map(tuple, alerts[["period", "stage", "metric", "direction"]].to_numpy()))
+    planted = truth["monitoring"]["planted"]
+    assert [p["deals"] for p in planted] == [18]
+    assert found[True] - found[False] == {(p["period"], p["stage"], p["metric"], p["direction"]) for p in planted}
+    assert found[False] <= found[True]

@@ -519,6 +519,37 @@ def _stage_history(rng: np.random.Generator, truth: pd.DataFrame,
     return history, facts
 
 
+#: The planted shift (``plant_shift=True``): a pipeline review in which reps moved deals into intent in one week.
+PLANTED_WEEK = ("2026-03-02", "2026-03-08")
+_PLANTED_STAGE = 1  # intent
+_PLANTED_SHARE = 0.012  # of the rows: deals whose first intent entry is pulled into the week
+
+
+def _plant_entry_spike(rng: np.random.Generator, history: pd.DataFrame, rows: int) -> tuple[pd.DataFrame, dict]:
+    """Pull the first intent entry of some deals from the three weeks after :data:`PLANTED_WEEK` into it, as a batch
+    update at a pipeline review does. Only deals whose row before lies before the week and whose next row after it
+    are moved, so every deal's rows keep their order; nothing else in the demo changes."""
+    start = pd.Timestamp(PLANTED_WEEK[0])
+    end = pd.Timestamp(PLANTED_WEEK[1]) + pd.Timedelta(days=1)
+    at = pd.to_datetime(history["Entered At"])
+    deal = history["Opportunity ID"]
+    is_stage = history["Stage"].isin([_STAGE_EN[_PLANTED_STAGE], _STAGE_ZH[_PLANTED_STAGE]])
+    first = is_stage & ~is_stage.groupby(deal).cumsum().gt(1)
+    before = at.groupby(deal).shift(1)
+    after = at.groupby(deal).shift(-1)
+    eligible = first & (at >= end) & (at < end + pd.Timedelta(weeks=3)) & (before < start) & (after.isna() | (after > at))
+    rows_moved = rng.choice(np.flatnonzero(eligible.to_numpy()), min(int(eligible.sum()), round(_PLANTED_SHARE * rows)),
+                            replace=False)
+    seconds = rng.integers(0, 7 * 86_400, len(rows_moved))
+    out = history.copy()
+    new_at = (start + pd.to_timedelta(seconds, unit="s")).strftime("%Y-%m-%d %H:%M:%S").to_numpy()
+    out.iloc[rows_moved, out.columns.get_loc("Entered At")] = new_at
+    ids = sorted(deal.iloc[rows_moved])
+    return out, {"period": f"{PLANTED_WEEK[0]}/{PLANTED_WEEK[1]}", "stage": _STAGES[_PLANTED_STAGE],
+                 "metric": "entered", "direction": "above", "deals": len(ids), "opportunity_ids": ids,
+                 "what": "first intent entries pulled from the three weeks after into this week (a batch update)"}
+
+
 def _format_amount_text(amount: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """Amounts as people type them: currency signs, thousands separators, 万."""
     a = pd.Series(amount)
@@ -949,7 +980,8 @@ def _owner_facts(truth: pd.DataFrame) -> dict:
             for o, r in counts.iterrows()}
 
 
-def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd.DataFrame], dict]:
+def make_demo_tables(*, rows: int = 20_000, seed: int = 7,
+                     plant_shift: bool = False) -> tuple[dict[str, pd.DataFrame], dict]:
     """Build the synthetic demo CRM in memory.
 
     Parameters
@@ -958,6 +990,9 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
         Number of distinct true opportunities.  Injected duplicates come on top.
     seed : int, default 7
         Seed for ``numpy.random.default_rng``; the only source of randomness.
+    plant_shift : bool, default False
+        Plant a shift for monitoring to find: deals pulled into intent in :data:`PLANTED_WEEK`, recorded in the
+        truth's ``monitoring.planted``. Every other table and row is as without it.
 
     Returns
     -------
@@ -981,6 +1016,10 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     rng = np.random.default_rng(seed)
     truth_table, pool = _build_truth(rng, rows)
     history, history_facts = _stage_history(rng, truth_table, np.random.default_rng([seed, 1]))
+    planted = []
+    if plant_shift:
+        history, spike = _plant_entry_spike(np.random.default_rng([seed, 3]), history, rows)
+        planted.append(spike)
     opportunities, dirt = _dirty_opportunities(rng, truth_table, pool)
     experiment, experiment_facts = _experiment(rng, truth_table, rows // 2)
     # Its own generator: drawing from ``rng`` would have changed every table built after it.
@@ -1023,6 +1062,7 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
         "dirt": dirt,
         "stage_history": history_facts,
         "activities": activity_facts,
+        **({"monitoring": {"planted": planted}} if plant_shift else {}),
         "files": {
             "opportunities.csv": len(opportunities),
             "stage_history.csv": len(history),
@@ -1045,7 +1085,8 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7) -> tuple[dict[str, pd
     return tables, truth
 
 
-def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed: int = 7) -> dict[str, Any]:
+def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed: int = 7,
+                    plant_shift: bool = False) -> dict[str, Any]:
     """Write the synthetic demo CRM and its ground truth into ``out_dir``.
 
     Files: ``opportunities.csv`` (the dirty CRM export), ``stage_history.csv``,
@@ -1063,6 +1104,8 @@ def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed
         Number of distinct true opportunities.
     seed : int, default 7
         Seed for ``numpy.random.default_rng``.
+    plant_shift : bool, default False
+        Plant a shift for monitoring to find (see :func:`make_demo_tables`).
 
     Returns
     -------
@@ -1077,7 +1120,7 @@ def write_demo_data(out_dir: str | os.PathLike[str], *, rows: int = 20_000, seed
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables, truth = make_demo_tables(rows=rows, seed=seed)
+    tables, truth = make_demo_tables(rows=rows, seed=seed, plant_shift=plant_shift)
     for name in ("opportunities", "stage_history", "experiment", "activities"):
         files.write_csv(out / f"{name}.csv", tables[name])
     files.write_json(out / "ground_truth.json", truth)
