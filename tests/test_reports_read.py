@@ -74,7 +74,8 @@ def test_data_quality_counts_every_row(run, browser):
     assert reasons.str.startswith("near duplicate of").sum() == len(dirt["near_duplicates"])
 
 
-def _closed_rate_by_stage(run: Run) -> pd.DataFrame:
+def _closed_rate_by_stage(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deals, closed deals, wins and win rate per stage recounted from stages.csv; and stages.csv with `won`."""
     stages = run.csv("stages.csv").merge(run.csv("opportunities_clean.csv", usecols=["opportunity_id", "won"]),
                                          on="opportunity_id", validate="one_to_one")
     g = stages.groupby("stage")
