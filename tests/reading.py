@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 _NUMBER = re.compile(r"(?<![\w.])([+−-]?)(\d[\d,]*(?:\.\d+)?)(亿|万)?(%)?")
-_UNIT = {"亿": 1e8, "万": 1e4, None: 1.0}
+_UNIT = {"亿": 1e8, "万": 1e4, "": 1.0}
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Report:
     """A rendered report as read in the browser."""
 
     summary: list[str]  # the summary's paragraphs
-    tables: list[pd.DataFrame]  # every table, headers as the reader sees them
+    tables: list[list[list[str]]]  # every table's body rows, cell by cell
     lang: str
 
 
@@ -29,14 +29,8 @@ def read_report(browser, path: Path) -> Report:
         page.goto(path.as_uri(), wait_until="load")
         # the first cell is the title, the second the summary
         summary = page.locator("main > .jp-Cell").nth(1).locator("p").all_inner_texts()
-        tables = []
-        for i in range(page.locator("table").count()):
-            t = page.locator("table").nth(i)
-            head = [h.strip() for h in t.locator("thead th").all_inner_texts()]
-            rows = [[c.strip() for c in r.locator("th, td").all_inner_texts()] for r in t.locator("tbody tr").all()]
-            width = max([len(head)] + [len(r) for r in rows]) if rows or head else 0
-            head = (head + [""] * width)[:width] if len(head) < width else head
-            tables.append(pd.DataFrame([(r + [""] * width)[:width] for r in rows], columns=head or None))
+        tables = [[[c.strip() for c in row.locator("th, td").all_inner_texts()] for row in t.locator("tbody tr").all()]
+                  for t in page.locator("table").all()]
         lang = page.locator("html").get_attribute("lang") or "en"
     finally:
         page.close()
@@ -49,8 +43,8 @@ def numbers(text: str) -> list[tuple[float, float]]:
     for sign, digits, unit, percent in _NUMBER.findall(text):
         value = float(digits.replace(",", ""))
         decimals = len(digits.split(".")[1]) if "." in digits else 0
-        half = 0.5 * 10 ** -decimals * _UNIT[unit or None]
-        value *= _UNIT[unit or None]
+        half = 0.5 * 10 ** -decimals * _UNIT[unit]
+        value *= _UNIT[unit]
         if percent:
             value, half = value / 100, half / 100
         out.append((-value if sign in ("-", "−") else value, half))

@@ -31,6 +31,12 @@ SNAPSHOT_COLUMNS = ["opportunity_id", "stage", "timing", "age", "amount", "crm_p
                     "close_days"]
 
 
+def _latest_entries(history: pd.DataFrame) -> pd.DataFrame:
+    """Each deal's latest row of ``history``, indexed by ``opportunity_id``."""
+    ordered = history.sort_values(["opportunity_id", "entered_at"], kind="stable")
+    return ordered.groupby("opportunity_id").tail(1).set_index("opportunity_id")
+
+
 def crm_probability_by_stage(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[str]) -> pd.Series:
     """The CRM's stated probability of a stage: the mean ``crm_probability`` of today's open deals by their stage.
 
@@ -42,8 +48,7 @@ def crm_probability_by_stage(opportunities: pd.DataFrame, history: pd.DataFrame,
         return pd.Series(dtype=float)
     open_now = opportunities[opportunities["status"].eq("open") & opportunities["crm_probability"].notna()]
     h = history[history["opportunity_id"].isin(open_now["opportunity_id"]) & history["stage"].astype("str").isin(order)]
-    last = h.sort_values(["opportunity_id", "entered_at"], kind="stable").groupby("opportunity_id").tail(1)
-    stage = last.set_index("opportunity_id")["stage"].astype("str")
+    stage = _latest_entries(h)["stage"].astype("str")
     probability = open_now.set_index("opportunity_id")["crm_probability"].reindex(stage.index)
     return probability.groupby(stage.to_numpy()).mean()
 
@@ -63,8 +68,7 @@ def pipeline_at(opportunities: pd.DataFrame, history: pd.DataFrame, order: list[
     o = opportunities.set_index("opportunity_id")
     open_then = o[(o["created_at"] <= when) & ~(o["closed_at"] <= when)]
     h = history[(history["entered_at"] <= when) & history["stage"].astype("str").isin(order)]
-    last = h.sort_values(["opportunity_id", "entered_at"], kind="stable").groupby("opportunity_id").tail(1)
-    last = last.set_index("opportunity_id").reindex(open_then.index)
+    last = _latest_entries(h).reindex(open_then.index)
     end = when + pd.Timedelta(days=horizon_days)
     if dates_known:
         due = expected_close_as_known(history, opportunities, when).reindex(open_then.index)

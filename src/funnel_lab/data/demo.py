@@ -527,8 +527,8 @@ _PLANTED_SHARE = 0.012  # of the rows: deals whose first intent entry is pulled 
 
 def _plant_entry_spike(rng: np.random.Generator, history: pd.DataFrame, rows: int) -> tuple[pd.DataFrame, dict]:
     """Pull the first intent entry of some deals from the three weeks after :data:`PLANTED_WEEK` into it, as a batch
-    update at a pipeline review does. Only deals whose row before lies before the week and whose next row after it
-    are moved, so every deal's rows keep their order; nothing else in the demo changes."""
+    update at a pipeline review does. Only deals whose row before lies before the week are moved (the row after
+    comes after the old time, so after the week), so every deal's rows keep their order; nothing else changes."""
     start = pd.Timestamp(PLANTED_WEEK[0])
     end = pd.Timestamp(PLANTED_WEEK[1]) + pd.Timedelta(days=1)
     at = pd.to_datetime(history["Entered At"])
@@ -536,8 +536,7 @@ def _plant_entry_spike(rng: np.random.Generator, history: pd.DataFrame, rows: in
     is_stage = history["Stage"].isin([_STAGE_EN[_PLANTED_STAGE], _STAGE_ZH[_PLANTED_STAGE]])
     first = is_stage & ~is_stage.groupby(deal).cumsum().gt(1)
     before = at.groupby(deal).shift(1)
-    after = at.groupby(deal).shift(-1)
-    eligible = first & (at >= end) & (at < end + pd.Timedelta(weeks=3)) & (before < start) & (after.isna() | (after > at))
+    eligible = first & (at >= end) & (at < end + pd.Timedelta(weeks=3)) & (before < start)
     rows_moved = rng.choice(np.flatnonzero(eligible.to_numpy()), min(int(eligible.sum()), round(_PLANTED_SHARE * rows)),
                             replace=False)
     seconds = rng.integers(0, 7 * 86_400, len(rows_moved))
@@ -1016,10 +1015,8 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7,
     rng = np.random.default_rng(seed)
     truth_table, pool = _build_truth(rng, rows)
     history, history_facts = _stage_history(rng, truth_table, np.random.default_rng([seed, 1]))
-    planted = []
     if plant_shift:
         history, spike = _plant_entry_spike(np.random.default_rng([seed, 3]), history, rows)
-        planted.append(spike)
     opportunities, dirt = _dirty_opportunities(rng, truth_table, pool)
     experiment, experiment_facts = _experiment(rng, truth_table, rows // 2)
     # Its own generator: drawing from ``rng`` would have changed every table built after it.
@@ -1062,7 +1059,7 @@ def make_demo_tables(*, rows: int = 20_000, seed: int = 7,
         "dirt": dirt,
         "stage_history": history_facts,
         "activities": activity_facts,
-        **({"monitoring": {"planted": planted}} if plant_shift else {}),
+        **({"monitoring": {"planted": [spike]}} if plant_shift else {}),
         "files": {
             "opportunities.csv": len(opportunities),
             "stage_history.csv": len(history),
