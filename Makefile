@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := data/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help report test demo-data system-deps bench lab lock clean
+.PHONY: help report test demo-data system-deps bench mutants lab lock clean
 
 ## help: list the targets
 help:
@@ -36,9 +36,13 @@ system-deps:
 test: $(STAMP) system-deps demo-data
 	$(PY) -m pytest
 
-## bench: run every benchmark in bench/ (never part of make test)
+## bench: run every benchmark in bench/ but mutants.py (never part of make test)
 bench: $(STAMP)
-	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; [ "$$b" = bench/mutants.py ] && continue; echo "== $$b"; $(PY) $$b || exit 1; done
+
+## mutants: mutation testing of the analysis modules, fast tests, 2 workers (hours; MODULES=stages,funnel for some)
+mutants: $(STAMP)
+	$(PY) bench/mutants.py --workers 2 $(if $(MODULES),--modules $(MODULES))
 
 ## lab: open JupyterLab on the notebooks
 lab: $(STAMP) demo-data
