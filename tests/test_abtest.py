@@ -437,3 +437,100 @@ def test_hygiene_and_exclusions_agree_on_a_tied_usual_value():
     h = ab.clean_assignment(df)
     assert h.mirrors.set_index("variant").loc["A", "usual_value"] == "p1"
     assert sorted(h.excluded.loc[h.excluded["variant"] == "A", "page"]) == ["p2", "p3", "p4", "p5", "p6"]
+
+
+# --------------------------------------------------------------------------- the whole analysis on a pipeline
+
+
+def _experiment(n: int = 2000, seed: int = 1) -> pd.DataFrame:
+    """Two arms, B converting at 16% against A's 12%; a value on each conversion; two segments."""
+    rng = np.random.default_rng(seed)
+    variant = np.where(rng.random(n) < 0.5, "A", "B")
+    converted = (rng.random(n) < np.where(variant == "B", 0.16, 0.12)).astype(int)
+    return pd.DataFrame({"unit_id": [f"u{i}" for i in range(n)], "variant": variant, "converted": converted,
+                         "value": np.where(converted == 1, rng.gamma(2, 500, n), 0.0),
+                         "segment": rng.choice(["smb", "ent"], n)})
+
+
+def _stub(experiment: pd.DataFrame, **ab_test):
+    """What :func:`analyse_ab_test` reads of a :class:`funnel_lab.Pipeline`."""
+    from types import SimpleNamespace as NS
+
+    from funnel_lab.config import ABTest
+
+    return NS(params=NS(ab_test=ABTest(**ab_test)), cleaned_table=lambda name: NS(data=experiment))
+
+
+def test_the_ab_analysis_against_statsmodels_and_scipy():
+    exp = _experiment()
+    r = ab.analyse_ab_test(_stub(exp, outcome="converted", control="A", mde=0.02))
+    n = exp.groupby("variant")["converted"].agg(["sum", "size"])
+    x, m = n["sum"].to_numpy(), n["size"].to_numpy()
+    d = r.decision
+    assert d["control"] == "A" and d["treatment"] == "B" and d["alpha"] == 0.05 and d["mde"] == 0.02
+    assert [(v["name"], v["n"], v["conversions"]) for v in d["variants"]] == [("A", m[0], x[0]), ("B", m[1], x[1])]
+    chi2, p_srm = stats.chisquare(m)
+    assert d["srm_chi2"] == pytest.approx(chi2) and d["srm_p_value"] == pytest.approx(p_srm) and not d["srm_failed"]
+    assert d["p_value"] == pytest.approx(proportions_ztest(x[::-1], m[::-1])[1])
+    assert d["fisher_p"] == pytest.approx(stats.fisher_exact([[x[1], m[1] - x[1]], [x[0], m[0] - x[0]]])[1])
+    assert d["diff"] == pytest.approx(x[1] / m[1] - x[0] / m[0]) and d["decision"] == "ship"
+    assert d["hygiene"]["rows_in"] == d["hygiene"]["units_kept"] == len(exp)
+    # power to see the observed lift, and the sample needed for the 2-point MDE, by statsmodels
+    es = proportion_effectsize(x[0] / m[0] + 0.02, x[0] / m[0])
+    assert r.required_n == math.ceil(NormalIndPower().solve_power(es, alpha=0.05, power=0.8))
+    assert d["power"] == pytest.approx(NormalIndPower().power(proportion_effectsize(x[0] / m[0] + 0.02, x[0] / m[0]),
+                                                              nobs1=m[0], ratio=m[1] / m[0], alpha=0.05), rel=1e-6)
+    s = r.summary.iloc[0]
+    assert (s["variant"], s["control"], s["decision"]) == ("B", "A", "ship") and s["p_value"] == d["p_value"]
+    assert (s["ci_low"], s["ci_high"]) == tuple(d["diff_ci"])
+    assert r.split.to_dict("list") == {"variant": ["A", "B"], "units": list(m), "observed_share": list(m / m.sum()),
+                                       "expected_share": [0.5, 0.5]}
+    # the value by Welch's t-test; the segments each compared on their own
+    welch = stats.ttest_ind(exp.loc[exp["variant"] == "B", "value"], exp.loc[exp["variant"] == "A", "value"],
+                            equal_var=False)
+    assert d["continuous"][0]["p_value"] == pytest.approx(welch.pvalue)
+    for name, part in exp.groupby("segment"):
+        k = part.groupby("variant")["converted"].agg(["sum", "size"])
+        row = r.segments[(r.segments["segment"] == name) & (r.segments["variant"] == "B")].iloc[0]
+        assert row["p_value"] == pytest.approx(proportions_ztest(k["sum"].to_numpy()[::-1],
+                                                                 k["size"].to_numpy()[::-1])[1])
+    assert set(r.outputs) == {"ab_test.json", "ab_excluded.csv", "ab_segments.csv"}
+    # a 60/40 split expected: the observed 50/50 fails the sample ratio check, and the verdict says so
+    skew = ab.analyse_ab_test(_stub(exp, outcome="converted", control="A", expected_split={"A": 0.6, "B": 0.4}))
+    chi2, p_srm = stats.chisquare(m, m.sum() * np.array([0.6, 0.4]))
+    assert skew.decision["srm_p_value"] == pytest.approx(p_srm) and skew.decision["srm_failed"]
+    assert skew.split["expected_share"].tolist() == [0.6, 0.4] and skew.decision["decision"] != "ship"
+    assert skew.required_n is None
+
+
+def test_a_value_only_experiment_is_judged_on_its_value():
+    exp = _experiment().drop(columns=["converted", "segment"])
+    r = ab.analyse_ab_test(_stub(exp, outcome="value"))
+    welch = stats.ttest_ind(exp.loc[exp["variant"] == "B", "value"], exp.loc[exp["variant"] == "A", "value"],
+                            equal_var=False)
+    d = r.decision
+    assert d["control"] == "A" and d["test"] == "welch" and r.binary is None and r.bayes is None
+    assert d["continuous"][0]["p_value"] == pytest.approx(welch.pvalue)
+    assert welch.pvalue < 0.05 and welch.statistic > 0  # B converts more, so it earns more
+    assert d["decisions"]["B"]["decision"] == "ship" and r.summary["decision"].tolist() == ["ship"]
+    assert r.summary["p_value"].iloc[0] == pytest.approx(welch.pvalue) and r.summary["power"].isna().all()
+    # the same values dealt to the arms at random: no difference to find
+    even = exp.assign(variant=np.random.default_rng(3).permutation(exp["variant"].to_numpy()))
+    assert ab.analyse_ab_test(_stub(even, outcome="value")).decision["decisions"]["B"]["decision"] == "inconclusive"
+    assert set(r.outputs) == {"ab_test.json", "ab_excluded.csv"}
+    with pytest.raises(ValueError, match="ab_test.outcome: 'converted' has no values"):
+        ab.analyse_ab_test(_stub(exp, outcome="converted"))
+
+
+def test_the_control_is_the_configured_one_or_control_or_the_first():
+    assert ab.choose_control(["B", "A"], None) == "A"
+    assert ab.choose_control(["treat", "control"], None) == "control"
+    assert ab.choose_control(["A", "B"], "B") == "B"
+    with pytest.raises(ValueError, match="ab_test.control: no variant 'C'"):
+        ab.choose_control(["A", "B"], "C")
+    from types import SimpleNamespace as NS
+
+    exp = _experiment(200)
+    ab.check_params(NS(control="A", outcome="converted"), exp)
+    with pytest.raises(ValueError, match="ab_test.outcome: the experiment table has no 'convert' column"):
+        ab.check_params(NS(control=None, outcome="convert"), exp)

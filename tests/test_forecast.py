@@ -285,3 +285,201 @@ def test_the_backtests_forecasts_match_the_generators_expected_won_revenue(demo_
     forecast, actual, expected = sums
     assert forecast / expected - 1 == pytest.approx(0, abs=0.05)
     assert actual / expected - 1 == pytest.approx(0, abs=0.05)
+
+
+# --------------------------------------------------------------------------- boundaries and the whole analysis
+
+
+def test_reach_and_win_probability_at_their_edges():
+    # d2 enters b at the very moment asked about: reached. `won` is nullable (open deals <NA>), its ids in another
+    # order than the history's and one deal more; d9 has no history
+    h = pd.DataFrame({"opportunity_id": ["d1", "d2", "d2", "d3"], "stage": ["a", "a", "b", "a"],
+                      "entered_at": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01", "2024-01-05"])})
+    won = pd.Series([pd.NA, 0, 1, 0], index=["d3", "d2", "d1", "d9"], dtype="Float64")
+    reach = reach_at(h, won, ORDER, pd.Timestamp("2024-02-01"))
+    assert reach.to_dict() == {"d1": 3, "d2": 2, "d3": 1}  # d3 is open: not passed to the end
+    p = win_probability_by_stage(reach, won, ["a", "b", "c"]).set_index("stage")
+    assert p["closed"].tolist() == [2, 2, 1] and p["won"].tolist() == [1, 1, 1]
+    assert p.loc["a", "p_win"] == 0.5 and p.loc["c", "p_win"] == 1.0
+    # a stage no closed deal reached has no chance to tell
+    p = win_probability_by_stage(reach[["d3"]], won, ORDER)
+    assert p["closed"].tolist() == [0, 0] and p["p_win"].isna().all()
+
+
+def test_win_probability_from_snapshots_at_its_edges():
+    from funnel_lab.analysis.forecast import snapshot_dates, win_probability_at_snapshots
+
+    assert snapshot_dates(pd.Timestamp("2024-01-10"), pd.Timestamp("2024-03-01")) == [pd.Timestamp("2024-02-01")]
+    opp = pd.DataFrame({"opportunity_id": ["e0", "e1", "e2", "e3"], "status": ["won", "lost", "won", "won"],
+                        "created_at": pd.to_datetime(["2024-02-01", "2024-01-15", "2024-01-15", "2024-01-15"]),
+                        "closed_at": pd.to_datetime(["2024-02-20", "2024-02-01", "2024-03-01", "2024-04-01"])})
+    h = pd.DataFrame({"opportunity_id": ["e0", "e1", "e2", "e2", "e3"], "stage": ["a", "a", "a", "b", "a"],
+                      "entered_at": pd.to_datetime(["2024-02-01", "2024-01-15", "2024-01-15", "2024-02-01",
+                                                    "2024-01-15"])})
+    p = win_probability_at_snapshots(h, opp, ["a", "b", "c"], dates=[pd.Timestamp("2024-02-01")],
+                                     known_by=pd.Timestamp("2024-03-01")).set_index("stage")
+    # On Feb 1: e0 was created that day (open, at a); e1 closed that day (not open); e2 entered b that day; e3 was
+    # open but closes only after known_by (its outcome was not known then)
+    assert p["closed"].tolist() == [1, 1, 0] and p["won"].tolist() == [1, 1, 0]
+    assert p.loc["a", "p_win"] == 1.0 and np.isnan(p.loc["c", "p_win"]) and p["p_win"].dtype == float
+    two = win_probability_at_snapshots(h, opp.assign(status=["won", "lost", "lost", "won"]), ["a", "b"],
+                                       dates=[pd.Timestamp("2024-02-01"), pd.Timestamp("2024-02-15")],
+                                       known_by=pd.Timestamp("2024-03-01")).set_index("stage")
+    assert two["closed"].tolist() == [2, 2] and two["won"].tolist() == [2, 0] and two["p_win"].tolist() == [1.0, 0.0]
+    none = win_probability_at_snapshots(h, opp, ORDER, dates=[], known_by=pd.Timestamp("2024-03-01"))
+    assert none["stage"].tolist() == ORDER and none["closed"].tolist() == [0, 0] and none["p_win"].isna().all()
+
+
+def test_simulation_table_shape_and_order():
+    pipe = pd.DataFrame({"period": ["2024-03", "2024-01", "2024-03"], "amount": [10.0, 20.0, 30.0],
+                         "p_win": [1.0, 0.0, 1.0]})
+    out = simulate_won_revenue(pipe, simulations=50)
+    from funnel_lab.analysis.forecast import FORECAST_COLUMNS
+
+    assert list(out.columns) == FORECAST_COLUMNS and out["period"].tolist() == ["2024-01", "2024-03"]
+    assert out["deals"].tolist() == [1, 2] and out["p50"].tolist() == [0.0, 40.0] and out["crm_weighted"].isna().all()
+    empty = simulate_won_revenue(pipe.iloc[:0], simulations=50)
+    assert list(empty.columns) == FORECAST_COLUMNS and empty.empty
+
+
+def _deals(seed: int, n: int = 300):
+    """Closed deals through stages a and b from 2024 on, and open ones on 2025-06-01, with a history that knows each
+    deal's expected close date."""
+    rng = np.random.default_rng(seed)
+    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 480, n), unit="D")
+    closed = created + pd.to_timedelta(rng.integers(5, 120, n), unit="D")
+    status = np.where(rng.random(n) < 0.4, "won", "lost")
+    is_open = closed > pd.Timestamp("2025-06-01")
+    status = np.where(is_open, "open", status)
+    opp = pd.DataFrame({"opportunity_id": [f"d{i}" for i in range(n)], "status": status, "created_at": created,
+                        "closed_at": pd.Series(closed).where(~is_open), "amount": rng.uniform(100, 1000, n).round(),
+                        "crm_probability": np.where(status == "won", 100.0, np.where(status == "lost", 0.0, 40.0)),
+                        "expected_close_at": created + pd.Timedelta(days=60)})
+    opp.loc[opp.index[is_open][:2], "amount"] = np.nan  # not forecast: no amount
+    opp["won"] = opp["status"].map({"won": 1.0, "lost": 0.0})
+    in_b = rng.random(n) < 0.5
+    b = opp[in_b]
+    h = pd.concat([pd.DataFrame({"opportunity_id": opp["opportunity_id"], "stage": "a", "entered_at": created,
+                                 "expected_close_at": opp["expected_close_at"]}),
+                   pd.DataFrame({"opportunity_id": b["opportunity_id"], "stage": "b",
+                                 "entered_at": b["created_at"] + pd.Timedelta(days=3),
+                                 "expected_close_at": b["expected_close_at"]})], ignore_index=True)
+    return opp, h, pd.Timestamp("2025-06-01")
+
+
+def _pipeline(opp, history, as_of, *, stages=None, horizon_days=60):
+    """What :func:`analyse_forecast` reads of a :class:`funnel_lab.Pipeline`."""
+    from types import SimpleNamespace
+
+    params = SimpleNamespace(stages=SimpleNamespace(order=ORDER),
+                             forecast=SimpleNamespace(horizon_days=horizon_days, simulations=3000))
+    return SimpleNamespace(opportunities=opp, history=history, as_of=as_of, params=params, stages=stages)
+
+
+def test_the_forecast_analysis_against_plain_recounts():
+    from funnel_lab.analysis.forecast import analyse_forecast, backtest_summary, dated_rows
+
+    opp, h, as_of = _deals(5)
+    r = analyse_forecast(_pipeline(opp, h, as_of))
+    o = opp.set_index("opportunity_id")
+    # P(win | stage) from the month-start snapshots, counted deal by deal
+    months = pd.date_range("2024-02-01", "2025-05-01", freq="MS")
+    tally = {s: [0, 0] for s in ORDER}
+    for d in months:
+        for deal, row in o.iterrows():
+            if row["created_at"] <= d and not row["closed_at"] <= d and row["status"] != "open":
+                stage = h[(h["opportunity_id"] == deal) & (h["entered_at"] <= d)]["stage"].iloc[-1]
+                tally[stage][0] += 1
+                tally[stage][1] += row["status"] == "won"
+    assert r.p_win.set_index("stage")[["closed", "won"]].to_dict("split")["data"] == [tally["a"], tally["b"]]
+    # the open deals, those forecast (an amount, a stage), and the total the table and the dict agree on
+    open_ids = set(o.index[o["status"] == "open"])
+    assert r.open_deals == len(open_ids) and r.left_out == 2 == r.open_deals - len(r.pipeline)
+    assert set(r.pipeline["opportunity_id"]) == set(o.index[(o["status"] == "open") & o["amount"].notna()])
+    expected = (r.pipeline["amount"] * r.pipeline["p_within"]).sum()
+    assert r.total["expected"] == pytest.approx(expected) == pytest.approx(r.forecast["expected_amount"].sum())
+    assert r.total["p10"] < expected < r.total["p90"] and r.summary is r.forecast
+    assert set(r.outputs) == {"forecast.csv", "forecast_backtest.csv", "stage_win_probability.csv",
+                              "forecast_timing.csv"}
+    # the backtest: the latest 12 month starts whose horizon had passed by as_of (Apr 1 2025's had, May 1's not)
+    dated = dated_rows(r.backtest)
+    assert sorted(set(dated["as_of"])) == [d.date().isoformat() for d in pd.date_range("2024-05-01", "2025-04-01",
+                                                                                          freq="MS")]
+    span = pd.Timedelta(days=60)
+    for when, rows in dated.groupby("as_of"):
+        d = pd.Timestamp(when)
+        open_then = o[(o["created_at"] <= d) & ~(o["closed_at"] <= d)]
+        won = open_then[(open_then["status"] == "won") & (open_then["closed_at"] <= d + span)]
+        before = o[(o["status"] == "won") & (o["closed_at"] > d - span) & (o["closed_at"] <= d)]
+        m = rows.set_index("method")
+        assert (m["actual"] == won["amount"].sum()).all() and (m["open_deals"] == len(open_then)).all()
+        assert m.loc["naive", "forecast"] == before["amount"].sum() and m.loc["naive", "forecast_deals"] == len(before)
+        assert m.loc["funnel_lab", "forecast_deals"] == open_then["amount"].notna().sum()
+        assert set(m["timing"]) == {"as_known_then"}
+    table = backtest_summary(r.backtest)
+    assert table.index.tolist() == ["funnel_lab", "crm_weighted", "naive"]
+    for method, rows in dated.groupby("method"):
+        err = rows["forecast"] / rows["actual"] - 1
+        assert table.loc[method, "bias"] == pytest.approx(err.mean())
+        assert table.loc[method, "mape"] == pytest.approx(err.abs().mean()) and table.loc[method, "dates"] == len(rows)
+    inside = dated[dated["method"] == "funnel_lab"]
+    assert table.loc["funnel_lab", "coverage"] == pytest.approx(
+        ((inside["p10"] <= inside["actual"]) & (inside["actual"] <= inside["p90"])).mean())
+
+
+def test_the_backtest_at_its_edges_and_without_expected_dates():
+    from funnel_lab.analysis.forecast import BACKTEST_COLUMNS, backtest
+
+    opp, h, _ = _deals(6)
+    d, span = pd.Timestamp("2024-09-01"), pd.Timedelta(days=60)
+    # won exactly on the date (in the naive baseline, not open), and exactly one span before it (not in it)
+    edge = pd.DataFrame({"opportunity_id": ["x1", "x2"], "status": "won", "created_at": pd.Timestamp("2024-05-01"),
+                         "closed_at": [d, d - span], "amount": [7.0, 11.0], "crm_probability": 100.0,
+                         "expected_close_at": d, "won": 1.0})
+    opp = pd.concat([opp, edge], ignore_index=True)
+    h = pd.concat([h, pd.DataFrame({"opportunity_id": ["x1", "x2"], "stage": "a",
+                                    "entered_at": pd.Timestamp("2024-05-01"), "expected_close_at": d})])
+    bt = backtest(opp, h, ORDER, dates=[d], horizon_days=60).set_index(["as_of", "method"])
+    o = opp[opp["status"] == "won"]
+    before = o[(o["closed_at"] > d - span) & (o["closed_at"] <= d)]
+    assert bt.loc[("2024-09-01", "naive"), "forecast"] == before["amount"].sum()
+    assert "x1" in set(before["opportunity_id"]) and "x2" not in set(before["opportunity_id"])
+    blind = backtest(opp, h.drop(columns="expected_close_at"), ORDER, dates=[d], horizon_days=60)
+    assert set(blind["method"]) == {"funnel_lab", "naive"} and set(blind["timing"].dropna()) == {"none"}
+    assert list(backtest(opp, h, ORDER, dates=[], horizon_days=60).columns) == BACKTEST_COLUMNS
+    # a date before any snapshot's horizon has passed has nothing to learn from: no row
+    early = backtest(opp, h, ORDER, dates=[pd.Timestamp("2024-02-01"), d], horizon_days=60)
+    assert sorted(set(early["as_of"]) - {"bias", "mape", "coverage"}) == ["2024-09-01"]
+
+
+def test_the_forecast_without_a_history_uses_the_stage_model():
+    from funnel_lab.analysis.forecast import analyse_forecast
+
+    opp, _, as_of = _deals(7)
+    rng = np.random.default_rng(0)
+    rank = rng.integers(1, 3, len(opp))
+    stages = pd.DataFrame({"stage": np.array(ORDER)[rank - 1], "stage_rank": rank})
+    # some open deals overdue (due now), some due after the horizon (left out)
+    opp["expected_close_at"] = as_of + pd.to_timedelta(rng.integers(-20, 120, len(opp)), unit="D")
+    r = analyse_forecast(_pipeline(opp, None, as_of, stages=stages))
+    closed = opp["status"] != "open"
+    reach = np.where(opp["status"] == "won", 3, rank)
+    for k, stage in enumerate(ORDER, start=1):
+        at = closed & (reach >= k)
+        row = r.p_win.set_index("stage").loc[stage]
+        assert row["closed"] == at.sum() and row["p_win"] == pytest.approx((opp.loc[at, "status"] == "won").mean())
+    p_win = r.p_win.set_index("stage")["p_win"]
+    due = opp["expected_close_at"].clip(lower=as_of)
+    counted = (opp["status"] == "open") & (due <= as_of + pd.Timedelta(days=60)) & opp["amount"].notna()
+    frame = opp[counted].assign(p=pd.Series(np.array(ORDER)[rank - 1], index=opp.index)[counted].map(p_win),
+                                period=due[counted].dt.to_period("M").astype(str))
+    by_period = frame.groupby("period").apply(lambda g: (g["amount"] * g["p"]).sum(), include_groups=False)
+    f = r.forecast.set_index("period")
+    assert f["expected_amount"].to_dict() == pytest.approx(by_period.to_dict())
+    assert f["deals"].to_dict() == frame.groupby("period").size().to_dict()
+    assert f["crm_weighted"].sum() == pytest.approx((frame["amount"] * 0.4).sum())
+    assert r.left_out == (opp["status"] == "open").sum() - counted.sum() > 0
+    assert r.total["expected"] == pytest.approx(frame["amount"].mul(frame["p"]).sum())
+    assert r.total["p90"] == pytest.approx(f["p90"].sum()) and r.total["p50"] == pytest.approx(f["p50"].sum())
+    assert r.total["p10"] == pytest.approx(f["p10"].sum())
+    assert r.backtest.empty and r.timing is None and "forecast_timing.csv" not in r.outputs

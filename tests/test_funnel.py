@@ -195,3 +195,90 @@ def test_win_rates_by_group_files_equal_a_plain_groupby(demo_run, col):
     pooled = plain["won"].sum() / plain["closed"].sum()
     raw, shrunk = got["won"] / got["closed"], got["shrunk_win_rate"]
     assert ((shrunk - pooled).abs() <= (raw - pooled).abs() + 1e-12).all()
+
+
+# --------------------------------------------------------------------------- edges, and the funnel without a history
+
+
+def test_time_in_stage_and_stalled_deals_at_their_edges():
+    from funnel_lab.analysis.funnel import stalled_deals
+
+    # stage b has no stays; a stay recorded backwards (negative days) counts as none; half a day is half a day
+    durations = pd.DataFrame({"opportunity_id": ["d1", "d2", "d3", "d4", "d5", "d6"], "stage": ["a", "a", "a", "c", "c", "c"],
+                              "days": [0.5, -2.0, 9.0, 4.0, 10.0, 10.0], "left": [True, True, True, True, False, False],
+                              "current": [False, False, False, False, True, True]})
+    t = time_in_stage(durations, ["a", "b", "c"]).set_index("stage")
+    assert t.loc["b"].to_dict() == pytest.approx({"deals": 0, "still_in_stage": 0, "median_days": np.nan,
+                                                  "p90_days": np.nan, "naive_median_days": np.nan}, nan_ok=True)
+    assert t.loc["a", "median_days"] == 0.5 and t.loc["a", "naive_median_days"] == 0.5
+    # c: one stay of 4 days ended, two still going at 10: the curve never falls to 10%
+    assert t.loc["c", "deals"] == 3 and t.loc["c", "still_in_stage"] == 2 and np.isnan(t.loc["c", "p90_days"])
+    assert list(t.columns) == ["deals", "still_in_stage", "median_days", "p90_days", "naive_median_days"]
+    times = pd.DataFrame({"stage": ["a", "c"], "p90_days": [9.0, 5.0]})
+    cur = durations.assign(current=[False, False, True, False, True, True], days=[0.5, -2.0, 9.0, 4.0, 12.0, 30.0])
+    s = stalled_deals(cur, times)
+    # d3 has exactly its stage's 90th percentile: not beyond it; the longest first, numbered from 0
+    assert s.to_dict("list") == {"opportunity_id": ["d6", "d5"], "stage": ["c", "c"], "days": [30.0, 12.0],
+                                 "p90_days": [5.0, 5.0]}
+    assert s.index.tolist() == [0, 1]
+
+
+def test_win_rates_keys_and_what_they_cannot_tell(opps):
+    w = win_rates(opps)
+    assert w == pytest.approx({"won": 2, "lost": 1, "open": 4, "closed_win_rate": 2 / 3, "cohort_win_rate": 2 / 7,
+                               "cycle_days": 4.0, "avg_won_amount": 200.0, "velocity_per_day": 4 * 200 * (2 / 3) / 4})
+    bare = win_rates(opps[opps["status"] == "open"][["opportunity_id", "status"]])
+    assert bare == pytest.approx({"won": 0, "lost": 0, "open": 4, "closed_win_rate": np.nan, "cohort_win_rate": 0.0,
+                                  "cycle_days": np.nan, "avg_won_amount": np.nan, "velocity_per_day": np.nan},
+                                 nan_ok=True)
+    undated = win_rates(opps.drop(columns=["created_at"]).assign(amount=np.nan))
+    assert np.isnan(undated["cycle_days"]) and np.isnan(undated["avg_won_amount"]) and undated["won"] == 2
+    # a won deal closed the day it was created: a cycle of 0 days gives no speed, not a division by zero
+    same_day = opps.assign(closed_at=opps["created_at"].where(opps["status"] != "open"))
+    assert win_rates(same_day)["cycle_days"] == 0 and np.isnan(win_rates(same_day)["velocity_per_day"])
+
+
+def test_cohorts_by_hand():
+    from funnel_lab.analysis.funnel import cohort_table
+
+    o = pd.DataFrame({"status": ["won", "won", "lost", "open", "won", "open"],
+                      "created_at": pd.to_datetime(["2024-01-05", "2024-01-20", "2024-01-10", "2024-01-15",
+                                                    "2024-03-01", None]),
+                      "closed_at": pd.to_datetime(["2024-01-25", "2024-03-10", "2024-02-01", None, "2024-03-20",
+                                                   None])})
+    c = cohort_table(o, as_of=pd.Timestamp("2024-04-10"), max_months=3)
+    assert c.index.astype(str).tolist() == ["2024-01", "2024-03"] and list(c.columns) == [0, 1, 2, 3]
+    # January: 4 deals, won after 20 days (month 0) and 50 days (month 1); March: 1 deal won in month 0, and at
+    # 1 month old in April it has no months 2 and 3 yet
+    assert c.loc[pd.Period("2024-01", "M")].tolist() == [0.25, 0.5, 0.5, 0.5]
+    assert c.loc[pd.Period("2024-03", "M")].tolist()[:2] == [1.0, 1.0] and c.loc[pd.Period("2024-03", "M")].isna().tolist()[2:] == [True, True]
+    assert cohort_table(o, as_of=pd.Timestamp("2024-04-10")).columns.tolist() == list(range(13))
+
+
+def _no_history_pipeline(opportunities, *, rules=None, stages=None):
+    from types import SimpleNamespace as NS
+
+    return NS(opportunities=opportunities, history=None, as_of=pd.Timestamp("2024-02-01"), stages=stages,
+              params=NS(stages=NS(order=ORDER, rules=rules, score=None)))
+
+
+def test_the_funnel_without_a_history_from_the_crm_stage_or_the_stage_model(opps):
+    from funnel_lab.analysis.funnel import analyse_funnel
+
+    opp = opps.assign(crm_stage=["won", "won", "lost", "b", "a", "zz", None], owner=["x", "x", "y", "y", "y", None, "x"])
+    r = analyse_funnel(_no_history_pipeline(opp))
+    # the CRM stage's rank: won deals passed every stage; the lost one at least entered the first; an unknown name
+    # and a missing stage reached none
+    assert r.reach["any_reach"].tolist() == [4, 4, 1, 2, 1, 0, 0] and r.reach["strict_reach"].equals(r.reach["any_reach"])
+    assert r.funnel["mode"].unique().tolist() == ["any"] and r.funnel["reached"].tolist() == [5, 3, 2, 2]
+    assert not r.from_history and r.deals_with_history == 0 and r.unmapped.empty and r.times.empty
+    assert r.by_month is None and r.summary is r.funnel and r.rates == win_rates(opp)
+    assert set(r.outputs) == {"funnel.csv", "time_in_stage.csv", "stalled_deals.csv", "win_rates_by_owner.csv",
+                              "funnel_by_owner.csv"}
+    assert r.funnel_by["owner"].set_index(["group", "stage"]).loc[("y", "a"), "reached"] == 3
+    assert r.win_rates_by["owner"].set_index("group")["closed"].to_dict() == {"x": 2, "y": 1}
+    assert r.cohorts.index.astype(str).tolist() == ["2024-01"]
+    # with rules, the stage model's stages stand for how far a deal got
+    model_stages = pd.DataFrame({"stage_rank": [1, 2, 3, 1, 2, 3, 0]})
+    r = analyse_funnel(_no_history_pipeline(opp, rules={"a": "True"}, stages=model_stages))
+    assert r.reach["any_reach"].tolist() == [4, 4, 3, 1, 2, 3, 0]

@@ -190,3 +190,48 @@ def test_a_planted_shift_is_found_by_the_alerts_and_nothing_else(tmp_path):
     assert [p["deals"] for p in planted] == [18]
     assert found[True] - found[False] == {(p["period"], p["stage"], p["metric"], p["direction"]) for p in planted}
     assert found[False] <= found[True]
+
+
+def test_below_own_history_picks_each_stages_latest_judged_period():
+    def row(stage, week, entered, conversion, center, mature=True):
+        return {"stage": stage, "period": f"2024-W{week:02d}", "period_start": T("2024-01-01") + pd.Timedelta(weeks=week),
+                "mature": mature, "entered": entered, "conversion": conversion, "conversion_center": center}
+
+    limits = pd.DataFrame([
+        row("b", 1, 50, 0.4, np.nan),                # b: never judged against a history
+        row("a", 1, 100, 0.30, 0.5), row("a", 2, 80, 0.25, 0.5), row("a", 3, 90, 0.1, 0.5, mature=False),
+        row("c", 2, 40, 0.9, 1.0),                   # c: always converted, so no spread to measure a shortfall by
+        row("d", 1, 1, 1.0, 0.4), row("d", 2, 0, np.nan, 0.4),  # d: its latest period had no entries
+    ])
+    b = below_own_history(limits, ["b", "a", "c", "d"])
+    assert b.columns.tolist() == ["stage", "period", "entered", "conversion", "usual", "z"]
+    assert b["stage"].tolist() == ["a", "d", "c"] and b.index.tolist() == [0, 1, 2]
+    assert b.loc[0, ["period", "entered", "conversion", "usual"]].tolist() == ["2024-W02", 80, 0.25, 0.5]
+    assert b.loc[0, "z"] == pytest.approx((0.25 - 0.5) / np.sqrt(0.25 / 80))
+    assert b.loc[1, "z"] == pytest.approx((1.0 - 0.4) / np.sqrt(0.24 / 1)) and np.isnan(b.loc[2, "z"])
+    assert below_own_history(limits, ["b"]).empty and below_own_history(limits, ["b"]).columns.tolist()[0] == "stage"
+
+
+def test_the_results_headline_count_measure_and_files():
+    from funnel_lab.analysis.monitoring import ConversionHistory, MonitoringResult, day, last_day
+
+    start, end = T("2024-03-04"), T("2024-03-11")
+    limits = pd.DataFrame({"period": ["2024-W09", "2024-W10"], "period_start": [T("2024-02-26"), start]})
+    alerts = pd.DataFrame({"period": ["2024-W10", "2024-W10", "2024-W09"], "stage": ["a", "b", "a"]})
+    moves = pd.DataFrame({"amount": [10.0, np.nan, np.nan, 5.0], "in_start": [True, True, False, False],
+                          "in_end": [False, True, True, False]})
+    waterfall = pd.DataFrame({"step": ["start"], "deals": [2], "amount": [10.0]})
+    r = MonitoringResult(ConversionHistory(["a", "b"], "W", {}, limits, end), alerts, moves, waterfall, start, end,
+                         T("2024-06-09"))
+    assert r.latest_alert_count() == 2 and r.summary is waterfall
+    # 2 of the 3 deals in either pipeline have no amount: the waterfall counts deals
+    assert r.measure == "deals"
+    assert MonitoringResult(None, alerts, moves.assign(amount=1.0), waterfall, start, end, None).measure == "amount"
+    assert MonitoringResult(None, alerts, moves, waterfall, start, end, None).latest_alert_count() == 0
+    files = r.outputs
+    assert set(files) == {"pipeline_waterfall.csv", "pipeline_moves.csv", "monitoring.csv", "alerts.csv"}
+    assert files["pipeline_waterfall.csv"][["start", "end", "due_by"]].iloc[0].tolist() == [
+        "2024-03-04", "2024-03-10", "2024-06-09"]
+    bare = MonitoringResult(None, pd.DataFrame(), moves, waterfall, start, end, None).outputs
+    assert set(bare) == {"pipeline_waterfall.csv", "pipeline_moves.csv"} and bare["pipeline_waterfall.csv"]["due_by"].iloc[0] == ""
+    assert day(T("2024-03-04 15:00")) == "2024-03-04" and last_day(T("2024-04-01")) == "2024-03-31"

@@ -464,3 +464,60 @@ def test_xeducation_logit_counts_and_time_on_site(shared_data):
     time_on_site = fit.coefficients.set_index("term").loc["total_time_spent_on_website"]
     assert time_on_site["odds_ratio"] > 1 and time_on_site["or_ci_low"] > 1
     assert fit.converged
+
+
+# ------------------------------------------------------------------------------------- the analysis on a pipeline
+
+
+def _stub(opportunities: pd.DataFrame, **regression):
+    """What :func:`analyse_regression` and :func:`check_params` read of a :class:`funnel_lab.Pipeline`."""
+    from types import SimpleNamespace as NS
+
+    from funnel_lab.config import Regression
+
+    return NS(opportunities=opportunities, params=NS(regression=Regression.model_validate(regression)))
+
+
+def test_the_regression_analysis_against_statsmodels(synthetic):
+    from funnel_lab.analysis.regression import analyse_regression, calibration_by_decile, holdout_auc, vif_table
+
+    opp = synthetic.assign(opportunity_id=[f"d{i}" for i in range(len(synthetic))],
+                           status=np.where(synthetic["won"] == 1, "won", "lost"), unused=1.0)
+    r = analyse_regression(_stub(opp, formula=FORMULA, cluster="owner",
+                                 linear={"formula": "amount ~ x1 + demo", "log": True}))
+    plain = _for_statsmodels(synthetic)
+    ref = smf.logit(FORMULA, data=plain).fit(disp=0, cov_type="cluster", cov_kwds={"groups": plain["owner"]})
+    s = r.summary.set_index("term")
+    assert list(s.columns) == ["odds_ratio", "or_ci_low", "or_ci_high", "p_value"]
+    np.testing.assert_allclose(s["odds_ratio"], np.exp(ref.params), rtol=1e-8)
+    np.testing.assert_allclose(s["p_value"], ref.pvalues, rtol=1e-6)
+    assert "unused" not in r.frame.data.columns and r.frame.n == len(synthetic)
+    pd.testing.assert_frame_equal(r.calibration, calibration_by_decile(ref.model.endog, ref.predict()))
+    pd.testing.assert_frame_equal(r.vif, vif_table(synthetic, FORMULA))
+    assert r.auc == holdout_auc(synthetic, FORMULA) and 0.6 < r.auc < 0.9
+    assert r.drivers["term"].tolist() == strongest_drivers(r.fit)["term"].tolist()
+    positive = plain[plain["amount"] > 0]
+    lin = smf.ols("np.log(amount) ~ x1 + demo", data=positive).fit(cov_type="HC3")
+    np.testing.assert_allclose(r.linear.coefficients.set_index("term")["coef"], lin.params, rtol=1e-8)
+    assert set(r.outputs) == {"regression_coefficients.csv", "regression_marginal_effects.csv",
+                              "regression_vif.csv", "regression_calibration.csv", "linear_coefficients.csv"}
+    # a single class in the outcome: no fit, no diagnostics, no crash
+    flat = analyse_regression(_stub(opp.assign(won=0, status="lost"), formula=FORMULA))
+    assert flat.fit.result is None and flat.auc is None and flat.vif.empty and flat.linear is None
+    assert "linear_coefficients.csv" not in flat.outputs
+
+
+def test_regression_params_are_refused_before_any_notebook_starts(synthetic):
+    from funnel_lab.analysis.regression import check_params
+
+    cols = list(synthetic.columns)
+    check_params(_stub(synthetic, formula=FORMULA, cluster="owner", linear={"formula": "amount ~ x1"}).params, cols)
+    check_params(_stub(synthetic).params, cols)  # no formula: nothing to check
+    with pytest.raises(ValueError, match=r"^regression.formula: .*'x9'"):
+        check_params(_stub(synthetic, formula="won ~ x9").params, cols)
+    with pytest.raises(ValueError, match=r"^regression.linear.formula: .*'amout'.*did you mean 'amount'"):
+        check_params(_stub(synthetic, linear={"formula": "amout ~ x1"}).params, cols)
+    with pytest.raises(ValueError, match=r"^regression.formula: the outcome is 'won' but regression.outcome is 'converted'"):
+        check_params(_stub(synthetic, outcome="converted", formula=FORMULA).params, cols)
+    with pytest.raises(ValueError, match=r"^regression.cluster: no column 'ownr'.*did you mean 'owner'"):
+        check_params(_stub(synthetic, formula=FORMULA, cluster="ownr").params, cols)

@@ -154,3 +154,120 @@ def test_what_the_data_cannot_tell_is_na_not_ok():
     assert c.verdicts["trend"] == "na" and c.verdicts["discrimination"] == "na"
     one_stage = check(deals({0: (100, 30)}, open_per_level=10))
     assert one_stage.verdicts["separation"] == "na"
+
+
+# --------------------------------------------------------------------------- what the report and the terminal say
+
+
+def test_the_findings_say_each_verdicts_numbers_in_both_languages():
+    from funnel_lab.analysis.stages import CHECKS, checks_table
+
+    slight = {**RISING, 2: (200, 45), -1: (100, 10)}
+    c = check(deals(slight))
+    en = checks_table(c, model(), "en").set_index("check")
+    assert en.index.tolist() == ["Win rate rises with stage", "Overall trend", "Separates won from lost",
+                                 "Stages differ from their neighbours", "Coverage", "Rules nest", "Stable over time"]
+    assert [c.verdicts[k] for k in CHECKS] == ["warn", "ok", "ok", "warn", "warn", "ok", "ok"]
+    assert en["verdict"].tolist() == ["check", "ok", "ok", "check", "check", "ok", "ok"]
+    p12 = adjacent_p(slight, 1, 2)
+    assert en.loc["Win rate rises with stage", "finding"] == (
+        f"1 step(s) where the win rate falls; the worst: intent 25.0% → evaluation 22.5% (p = {p12:.3f}).")
+    assert en.loc["Overall trend", "finding"].startswith(f"Cochran-Armitage trend test across stages: z = {c.trend_z:.1f}")
+    assert f"AUC {auc(slight):.2f} " in en.loc["Separates won from lost", "finding"]
+    assert en.loc["Stages differ from their neighbours", "finding"] == (
+        f"Not significantly different, candidates to merge: intent / evaluation (25.0% vs 22.5%, p = {p12:.3f}).")
+    assert en.loc["Coverage", "finding"].startswith(f"{100 / 900:.1%} of opportunities meet no stage")
+    zh = checks_table(c, model(), "zh")
+    assert zh["check"].iloc[0] == "赢率随阶段上升" and zh["verdict"].tolist()[:2] == ["需关注", "通过"]
+    assert zh["finding"].iloc[0] == f"有 1 处阶段赢率下降；最明显的是：intent 25.0% → evaluation 22.5%（p = {p12:.3f}）。"
+    assert zh["finding"].iloc[3] == f"差异不显著、可考虑合并的阶段：intent / evaluation (25.0% 对 22.5%, p = {p12:.3f})。"
+
+    df = deals(RISING)
+    df["call"] = df["lvl"] >= 1
+    df["demo"] = (df["lvl"] >= 2) | (df.index % 50 == 0)
+    loose = {**NESTED, "intent": "call", "evaluation": "demo"}
+    skipped = int((df["demo"] & ~df["call"]).sum())
+    nest = checks_table(check(df, loose), model(loose), "en").set_index("check").loc["Rules nest", "finding"]
+    assert nest == (f"{skipped} times an opportunity meets a higher stage's rule but not a lower one's "
+                    f"(evaluation > intent: {skipped}).")
+
+
+def test_the_findings_of_a_model_that_passes_and_one_that_cannot_be_measured():
+    from funnel_lab.analysis.stages import checks_table
+
+    good = checks_table(check(deals(RISING)), model(), "en").set_index("check")["finding"]
+    assert good["Win rate rises with stage"] == "The closed win rate rises at every step."
+    assert good["Stages differ from their neighbours"] == "Every stage's win rate differs significantly from the next one's."
+    assert good["Rules nest"].startswith("Every opportunity that meets a stage's rule")
+    assert good["Coverage"].startswith("0.0% of opportunities")
+    blind = checks_table(check(deals({k: (50, 50) for k in range(4)})), model(), "en").set_index("check")["finding"]
+    cannot = "Cannot be measured: it needs won and lost deals in at least two stages."
+    assert blind["Overall trend"] == blind["Separates won from lost"] == cannot
+    one = checks_table(check(deals({0: (100, 30)}, open_per_level=10)), model(), "en").set_index("check")["finding"]
+    assert one["Stages differ from their neighbours"] == cannot
+
+
+def test_the_stability_finding_names_the_months_and_the_psi():
+    from funnel_lab.analysis.stages import checks_table
+
+    df = deals({k: (240, 24 + 40 * k) for k in range(4)})
+    c = check(df)
+    finding = checks_table(c, model(), "en").set_index("check").loc["Stable over time", "finding"]
+    assert finding.startswith("Stage mix of new opportunities, 2024-01 vs 2024-05 (") and f"PSI {c.psi:.3f} (" in finding
+    zh = checks_table(c, model(), "zh").set_index("check").loc["随时间稳定", "finding"]
+    assert zh.startswith("新建商机的阶段构成，2024年1月 对比 2024年5月") and f"PSI 为 {c.psi:.3f}" in zh
+    undated = check(df.drop(columns=["created_at"]))
+    assert checks_table(undated, model(), "en").set_index("check").loc["Stable over time", "finding"] == (
+        "No creation dates: stability over time cannot be measured.")
+
+
+def _stub(df, m, *, compare=None, language="en"):
+    """What :func:`analyse_stage_design` reads of a :class:`funnel_lab.Pipeline`."""
+    from types import SimpleNamespace as NS
+
+    return NS(opportunities=df, stage_model=m, stages=assign_stages(df, m), compare_model=compare,
+              params=NS(stages=NS(alpha=0.05), language=language))
+
+
+def test_the_stage_design_beside_the_model_it_replaces():
+    from funnel_lab.analysis.stages import analyse_stage_design
+
+    df = deals(RISING)
+    old = model({**NESTED, "evaluation": "lvl >= 3"})  # evaluation deals were intent deals under the old model
+    r = analyse_stage_design(_stub(df, model(), compare=old, language="zh"))
+    assert r.checks.auc == pytest.approx(auc(RISING), abs=1e-12) and r.proposal is None and r.lang == "zh"
+    merged = {0: RISING[0], 1: (400, 140), 3: RISING[3]}
+    assert r.other_checks.auc == pytest.approx(auc(merged), abs=1e-12)
+    assert r.other_stages["stage"].value_counts()[lambda n: n > 0].to_dict() == {"intent": 400, "potential": 200,
+                                                                            "decision": 200}
+    t = r.comparison["transitions"]
+    assert t.loc["intent", "evaluation"] == t.loc["intent", "intent"] == 200 and t.to_numpy().trace() == 600
+    assert r.comparison["moves"].to_dict("records") == [
+        {"from": "intent", "to": "evaluation", "n": 200, "rule": "lvl >= 2"}]
+    assert r.summary["check"].iloc[0] == "赢率随阶段上升" and r.outputs["stage_checks.csv"]["check"].iloc[0] == (
+        "Win rate rises with stage")
+    assert r.metrics is r.checks.metrics and r.outputs["stage_metrics.csv"]["n"].tolist() == [0, 200, 200, 200, 200]
+    text = r.text().splitlines()
+    assert text[0] == "stage model 'm' (rules): 4 stages"
+    assert text[4].split() == ["potential", "1", "200", "200", "20", "10.0%", "6.6%", "14.9%"]  # Wilson interval
+    assert text[9].startswith("Win rate rises with stage            OK     The closed win rate rises")
+    assert text[-1] == (f"compared with 'm': AUC {auc(merged):.3f} -> {auc(RISING):.3f}, unassigned 0.0% -> 0.0%, "
+                        f"trend z {r.other_checks.trend_z:.1f} -> {r.checks.trend_z:.1f}")
+
+
+def test_a_score_model_gets_its_bands_proposed():
+    from funnel_lab.analysis.stages import analyse_stage_design, propose_bands
+
+    df = deals(RISING)
+    m = build_model(Stages.model_validate({"model": "s", "order": ORDER, "method": "score", "score": {
+        "points": [{"when": "lvl >= 1", "points": 10}, {"when": "lvl >= 2", "points": 10},
+                   {"when": "lvl >= 3", "points": 10}],
+        "bands": {"potential": 0, "intent": 10, "evaluation": 25, "decision": 30}}}))
+    r = analyse_stage_design(_stub(df, m))
+    assert r.other_checks is None and r.comparison is None
+    assert r.stages["stage"].value_counts()[lambda n: n > 0].to_dict() == {"potential": 200, "intent": 400,
+                                                                      "decision": 200}
+    expected = propose_bands(df["lvl"] * 10.0, df["won"], m)
+    pd.testing.assert_frame_equal(r.proposal, expected)
+    assert r.proposal["proposed_min"].tolist() == [0.0, 5.0, 15.0, 25.0]
+    assert r.proposal["n_proposed"].tolist() == [200] * 4

@@ -156,3 +156,35 @@ def test_psi_with_an_empty_category_floors_shares():
     # shares 2/3, 0, 1/3 vs 0.6, 1/30, 11/30 with the empty share floored at 1e-4
     e, a = np.array([2 / 3, 1e-4, 1 / 3]), np.array([0.6, 1 / 30, 11 / 30])
     assert psi([100, 0, 50], [90, 5, 55]) == pytest.approx(float(np.sum((a - e) * np.log(a / e))), rel=1e-9)
+
+
+def test_the_model_to_compare_with_is_read_from_its_file_and_checked_against_the_columns(tmp_path):
+    from funnel_lab.analysis.stages import load_models, stage_labels
+
+    old = tmp_path / "old.yaml"
+    old.write_text("stages:\n  model: v0\n  order: [potential, intent, evaluation, decision]\n  method: rules\n"
+                   "  labels: {zh: {intent: 意向客户}}\n  rules: {potential: 'True', intent: 'meetings >= 1',\n"
+                   "          evaluation: demo, decision: quote_sent}\n", encoding="utf-8")
+    cfg = Stages.model_validate({"model": "v1", "order": ORDER, "method": "rules", "rules": GOOD,
+                                 "labels": {"zh": {"potential": "潜在客户"}}, "compare_with": str(old)})
+    columns = ["meetings", "emails_replied", "demo", "trial", "quote_sent", "budget_confirmed"]
+    model_, other = load_models(cfg, columns)
+    assert (model_.name, other.name) == ("v1", "v0") and other.rules["intent"].text == "meetings >= 1"
+    assert stage_labels(model_, "zh") == {"unassigned": "未分配", "potential": "潜在客户", "intent": "intent",
+                                          "evaluation": "evaluation", "decision": "decision"}
+    assert other.label("intent", "zh") == "意向客户" and other.label("intent", "en") == "intent"
+    assert stage_labels(model_, "en")["unassigned"] == "unassigned"
+    # without compare_with, no second model; an unknown column in either model is named
+    assert load_models(cfg.model_copy(update={"compare_with": None}), columns)[1] is None
+    with pytest.raises(ParamsError, match=r"unknown column 'quote_sent'"):
+        load_models(cfg, [c for c in columns if c != "quote_sent"])
+    with pytest.raises(ParamsError, match=r"stages.rules.intent: unknown column 'meetings'.*did you mean 'meeting'"):
+        load_models(cfg.model_copy(update={"compare_with": None}), ["meeting"] + columns[1:])
+    old.write_text("stages:\n  model: v0\n  order: [a]\n  method: rules\n  rules: {a: 'import os'}\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match=r"old.yaml.rules.a"):
+        load_models(cfg, columns)
+    old.write_text("stages:\n  model: v0\n  order: a\n  colour: red\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match=r"old.yaml: not a valid stage model"):
+        load_models(cfg, columns)
+    with pytest.raises(ParamsError, match=r"^stages.compare_with: .*missing.yaml"):
+        load_models(cfg.model_copy(update={"compare_with": str(tmp_path / "missing.yaml")}), columns)

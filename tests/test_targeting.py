@@ -94,7 +94,8 @@ def test_candidate_features_reason_codes():
 
 # --------------------------------------------------------------------------------------------------- leakage
 
-def test_leakage_scan_flags_planted_leaks_and_allow_keeps_them(planted):
+def _with_leaks(planted: pd.DataFrame) -> pd.DataFrame:
+    """The planted deals with three columns that give the outcome away, each in its own way."""
     rng = np.random.default_rng(9)
     df = planted.copy()
     closed = df["status"] != "open"
@@ -110,7 +111,12 @@ def test_leakage_scan_flags_planted_leaks_and_allow_keeps_them(planted):
     note[closed & (won == 1) & (rng.random(len(df)) < 0.5)] = "signed"
     note[closed & (won == 0) & (rng.random(len(df)) < 0.15)] = "lost to rival"
     df["note"] = pd.array(note, dtype="str")
-    df = df.drop(columns=["p_true"])
+    return df.drop(columns=["p_true"])
+
+
+def test_leakage_scan_flags_planted_leaks(planted):
+    df = _with_leaks(planted)
+    closed = df["status"] != "open"
     cols = ["x1", "cat", "noise_num", "leak_copy", "close_reason", "note"]
     y = df.loc[closed, "won"].to_numpy(dtype=int)
     scan = leakage_scan(df[closed], y, cols, open_frame=df[~closed]).set_index("column")
@@ -126,6 +132,9 @@ def test_leakage_scan_flags_planted_leaks_and_allow_keeps_them(planted):
     unique = pd.DataFrame({"u": pd.array([f"u{i}" for i in range(int(closed.sum()))], dtype="str")})
     assert leakage_scan(unique, y, ["u"])["auc_alone"].iloc[0] == pytest.approx(0.5, abs=0.02)
 
+
+def test_the_guard_removes_the_leaks_and_allow_keeps_them(planted):
+    df = _with_leaks(planted)
     res = run_targeting(df, exclude=["crm_stage"], max_depth=3, seed=0)
     removed = set(res.leakage.loc[res.leakage["removed"], "column"])
     assert {"leak_copy", "close_reason", "note"} <= removed
@@ -491,7 +500,9 @@ def test_time_ordered_check_says_why_it_cannot_run(planted):
     assert time_ordered_check(closed.drop(columns="closed_at"), y, cols)["status"] == "no_dates"
     assert time_ordered_check(closed, y, cols, train_share=0.995)["status"] == "too_few_after"
     assert time_ordered_check(closed, y, cols, train_share=0.02)["status"] == "too_few_before"
-    # run_targeting reports the check in targeting_metrics.json
+
+
+def test_run_targeting_reports_the_time_ordered_check(planted):
     res = run_targeting(_with_close_dates(planted).drop(columns="p_true"), features=["x1", "cat"], seed=0)
     later = res.metrics["later_check"]
     assert later["status"] == "ok" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", later["cutoff"])
@@ -567,3 +578,100 @@ def test_xeducation_targeting_without_post_contact_columns(shared_data):
     assert scan.loc["tags", "flagged"] and scan.loc["tags", "reason"] == "outcome_levels"
     assert scan.loc["tags", "won_levels"] >= 1 and scan.loc["tags", "lost_levels"] >= 1
     assert scan["flagged"].sum() == 1
+
+
+# ------------------------------------------------------------------------------------- a small run end to end
+
+def test_a_small_run_end_to_end_against_recounts():
+    """800 planted deals with close dates: every table of the run against a recount or scikit-learn directly."""
+    df = _with_close_dates(_planted(n=800, seed=3)).drop(columns="p_true")
+    res = run_targeting(df, features=["x1", "cat", "noise_num", "crm_stage"], max_depth=3, top_n=30,
+                        next_actions={"decision": "send the contract"})
+    closed = df[df["status"] != "open"].reset_index(drop=True)
+    opened = df[df["status"] == "open"]
+    y = closed["won"].to_numpy(dtype=int)
+    assert (res.n_closed, res.n_open) == (len(closed), len(opened))
+    reasons = res.candidates.set_index("column")["reason"].to_dict()
+    assert reasons == {"opportunity_id": "not_selected", "status": "outcome", "won": "outcome",
+                       "created_at": "not_selected", "noise_cat": "not_selected", "noise_flag": "not_selected",
+                       "closed_at": "outcome"}
+    # the CRM stage of a closed deal is its outcome: flagged and removed; the rest kept
+    leak = res.leakage.set_index("column")
+    assert leak.loc["crm_stage", "reason"] == "predicts_alone" and leak["removed"].tolist() == [True] + [False] * 3
+    a = roc_auc_score(y, closed["x1"])
+    assert leak.loc["x1", "auc_alone"] == pytest.approx(max(a, 1 - a), abs=1e-12)
+    assert res.features == ["x1", "cat", "noise_num"] == res.metrics["features_used"]
+    # the hold-out: a stratified quarter; each list's AUC is scikit-learn's on it
+    X = closed[res.features]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    m = res.metrics
+    assert (m["n_train"], m["n_test"], m["n_fit"], m["top_n"]) == (len(y_train), len(y_test), len(y), 30)
+    assert m["base_rate"] == pytest.approx(y_test.mean())
+    assert m["auc"] == pytest.approx(roc_auc_score(y_test, res.holdout_boosted.predict_probability(X_test)))
+    assert m["tree_auc"] == pytest.approx(roc_auc_score(y_test, predict_probability(res.holdout_model, X_test)))
+    assert m["baseline_auc"] == pytest.approx(roc_auc_score(y_test, res.baseline.predict_proba(X_test)[:, 1]))
+    assert m["leaves"] == res.model.tree.get_n_leaves() == len(res.rules)
+    assert m["best_params"] == res.boosted.best_params and m["tree_best_params"] == res.model.best_params
+    assert json.dumps(m, allow_nan=False)
+    # the rules: each leaf's deals and wins, counted here from the leaves of the refitted tree
+    leaves = leaf_of(res.model, closed).to_numpy()
+    by_leaf = pd.DataFrame({"leaf": leaves, "won": y}).groupby("leaf")["won"].agg(["size", "sum"])
+    rules = res.rules.set_index("leaf")
+    assert rules["n"].to_dict() == by_leaf["size"].to_dict() and rules["wins"].to_dict() == by_leaf["sum"].to_dict()
+    assert (rules["win_rate"] == rules["wins"] / rules["n"]).all() and rules["win_rate"].is_monotonic_decreasing
+    # the list: every open deal, by the refitted boosted chance, ties by id, with its leaf's rule and win rate
+    t = res.targets
+    assert t["rank"].tolist() == list(range(1, len(opened) + 1))
+    rows = opened.set_index("opportunity_id").loc[t["opportunity_id"]]
+    np.testing.assert_allclose(t["probability"], res.boosted.calibrated.predict_proba(rows)[:, 1])
+    order = t.sort_values(["probability", "opportunity_id"], ascending=[False, True], kind="stable")
+    assert order["opportunity_id"].tolist() == t["opportunity_id"].tolist()
+    np.testing.assert_allclose(t["segment_win_rate"], t["leaf"].map(rules["win_rate"]))
+    assert (t["rule"] == t["leaf"].map(rules["rule"])).all()
+    stage = rows["crm_stage"].to_numpy()
+    assert (t["stage"].to_numpy() == stage).all()
+    assert (t["next_action"] == np.where(stage == "decision", "send the contract", "")).all()
+    assert (t["drivers"] != "").all() and t["uplift"].isna().all() and not t["action_helps"].any()
+    # the time-ordered check: trained on the deals closed by the date 70% had, checked on those open then
+    cutoff = closed["closed_at"].sort_values().iloc[int(0.7 * len(closed)) - 1]
+    later = (closed["closed_at"] > cutoff) & (closed["created_at"] <= cutoff)
+    lc = m["later_check"]
+    assert lc["status"] == "ok" and lc["cutoff"] == cutoff.strftime("%Y-%m-%d")
+    assert (lc["n_train"], lc["n_checked"]) == ((closed["closed_at"] <= cutoff).sum(), later.sum())
+    assert lc["auc"] == pytest.approx(res.later_check["auc"]) and lc["base_rate"] == pytest.approx(y[later].mean())
+    c = res.comparison
+    assert c[["check", "list"]].values.tolist() == [["holdout", "boosted"], ["holdout", "tree"],
+                                                   ["holdout", "baseline"], ["later", "boosted"], ["later", "tree"],
+                                                   ["later", "baseline"]]
+    assert c["n"].tolist() == [len(y_test)] * 3 + [later.sum()] * 3 and res.summary is res.comparison
+    assert set(res.outputs) == {"targets.csv", "targeting_metrics.json", "targeting_rules.csv",
+                                "targeting_leakage.csv", "targeting_comparison.csv"}
+    assert res.evaluation is res.evaluations["boosted"] and m["uplift"] == {"status": "no_experiment"}
+    # the nodes of the drawing add up: the root holds every closed deal, each split's children its deals
+    nodes = res.nodes
+    assert nodes["n"].max() == len(y)
+
+
+def test_the_outcome_is_checked_and_the_uplift_says_why_it_was_not_fitted():
+    from funnel_lab.analysis.targeting import _open_rows, _uplift, enough_outcomes
+
+    df = _planted(n=400, seed=2)
+    assert enough_outcomes(df, "won") and not enough_outcomes(df.iloc[:55], "won")
+    with pytest.raises(ValueError, match=r"^targeting.outcome"):
+        enough_outcomes(df, "wonn")
+    with pytest.raises(ValueError, match=r"targeting.outcome: the column 'x1' must hold 0/1 or yes/no; found"):
+        enough_outcomes(df, "x1")
+    # an outcome other than won: the open rows are those where it is not known
+    df["renewed"] = pd.array(np.where(np.arange(400) < 100, None, np.arange(400) % 2), dtype="Int64")
+    assert len(_open_rows(df, "renewed")) == 100 and len(_open_rows(df, "won")) == (df["status"] == "open").sum()
+    assert len(_open_rows(df.drop(columns="status"), "won")) == df["won"].isna().sum()
+    ids = df["opportunity_id"]
+    units = pd.DataFrame({"unit_id": ids, "variant": np.where(np.arange(400) % 2, "B", "A"),
+                          "converted": (np.arange(400) % 3 == 0).astype(int)})
+    assert _uplift(None, df, ["x1"], control=None, treatment=None, seed=0) == (None, {"status": "no_experiment"})
+    assert _uplift(units, df, ["x1"], control="A", treatment=None, seed=0) == (None, {"status": "not_two_arms"})
+    strangers = units.assign(unit_id=[f"visitor{i}" for i in range(400)])
+    model, check = _uplift(strangers, df, ["x1"], control="A", treatment="B", seed=0)
+    assert model is None and check["status"] == "not_deals" and (check["units"], check["matched"]) == (400, 0)
+    model, check = _uplift(units.iloc[:60], df, ["x1"], control="A", treatment="B", seed=0)
+    assert model is None and check["status"] == "too_few" and check["matched"] == 60
