@@ -282,3 +282,52 @@ def test_the_funnel_without_a_history_from_the_crm_stage_or_the_stage_model(opps
     model_stages = pd.DataFrame({"stage_rank": [1, 2, 3, 1, 2, 3, 0]})
     r = analyse_funnel(_no_history_pipeline(opp, rules={"a": "True"}, stages=model_stages))
     assert r.reach["any_reach"].tolist() == [4, 4, 3, 1, 2, 3, 0]
+
+
+def test_the_analysis_date_is_the_datas_not_the_clocks(history, opps):
+    from funnel_lab.analysis.funnel import data_as_of
+
+    assert data_as_of(opps, None) == pd.Timestamp("2024-01-07")  # the latest close, Jan 6, plus a day
+    assert data_as_of(opps, history.assign(entered_at=history["entered_at"] + pd.Timedelta(days=20))) == (
+        pd.Timestamp("2024-01-27"))  # the latest history row, Jan 26 at 00:00
+    assert data_as_of(opps[["opportunity_id", "status", "created_at"]], None) == pd.Timestamp("2024-01-02")
+    assert data_as_of(opps, None, configured="2025-03-01") == pd.Timestamp("2025-03-01")
+    assert data_as_of(opps[["opportunity_id"]], None) == pd.Timestamp("today").normalize()
+
+
+def test_funnel_table_of_no_deals_and_its_columns():
+    from funnel_lab.analysis.funnel import FUNNEL_COLUMNS
+
+    none = funnel_table(pd.DataFrame({"any_reach": [0, 0], "strict_reach": [0, 0]}), ORDER)
+    assert list(none.columns) == FUNNEL_COLUMNS and none["reached"].tolist() == [0] * 8
+    assert none["conversion_rate"].isna().all() and none["cumulative_rate"].isna().all()
+    assert str(none["advanced"].dtype) == "Int64" and none["advanced"].isna().tolist() == [False] * 3 + [True] + [False] * 3 + [True]
+
+
+def test_dynamics_of_a_deal_closed_then_reopened_and_sorted_by_deal():
+    h = pd.DataFrame({"opportunity_id": ["Z", "Z", "Z", "Z", "A", "A", "A"],
+                      "stage": ["a", "c", "won", "c", "a", "a", "b"],
+                      "entered_at": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04",
+                                                    "2024-01-01", "2024-01-01", "2024-01-02"])})
+    d = stage_dynamics(h, ORDER)
+    assert d["opportunity_id"].tolist() == ["A", "Z"]
+    # Z: a -> c skips b; won -> c reopens it (c again is not a re-entry: a stay in c, a close, a stay in c)
+    assert d.set_index("opportunity_id").loc["Z"].to_dict() == {"skips": 1, "backward": 0, "reopened": 1,
+                                                                "re_entries": 1}
+    # A: two rows of a at once are one stay, then b: nothing unusual
+    assert d.set_index("opportunity_id").loc["A"].to_dict() == {"skips": 0, "backward": 0, "reopened": 0,
+                                                                "re_entries": 0}
+
+
+def test_shrinkage_with_one_group_and_a_group_without_closed_deals():
+    o = pd.DataFrame({"owner": ["x"] * 4 + ["y"] * 2, "status": ["won", "lost", "lost", "won", "open", "open"]})
+    o["won"] = o["status"].map({"won": 1, "lost": 0})
+    s = shrunk_win_rates(o, "owner")
+    # y has no closed deal: no row; x alone: nothing to shrink towards but itself
+    assert s["group"].tolist() == ["x"] and s.loc[0, "closed"] == 4 and s.loc[0, "won"] == 2
+    assert s.loc[0, "shrunk_win_rate"] == pytest.approx(0.5)
+    # 5 of 10 and 4 of 10: a spread well within chance, so both are pooled to the overall 45%
+    two = pd.DataFrame({"owner": ["x"] * 10 + ["y"] * 10, "won": [1] * 5 + [0] * 5 + [1] * 4 + [0] * 6})
+    two["status"] = two["won"].map({1: "won", 0: "lost"})
+    s = shrunk_win_rates(two, "owner")
+    assert s["shrunk_win_rate"].tolist() == pytest.approx([0.45, 0.45], abs=1e-5) and s["win_rate"].tolist() == [0.5, 0.4]

@@ -235,3 +235,44 @@ def test_the_results_headline_count_measure_and_files():
     bare = MonitoringResult(None, pd.DataFrame(), moves, waterfall, start, end, None).outputs
     assert set(bare) == {"pipeline_waterfall.csv", "pipeline_moves.csv"} and bare["pipeline_waterfall.csv"]["due_by"].iloc[0] == ""
     assert day(T("2024-03-04 15:00")) == "2024-03-04" and last_day(T("2024-04-01")) == "2024-03-31"
+
+
+def test_breaches_judge_only_what_is_judged_and_list_the_newest_first():
+    def row(period, stage, entered, lcl, ucl, conversion, clcl, cucl, complete=True, mature=True):
+        return {"period": period, "stage": stage, "complete": complete, "mature": mature, "entered": entered,
+                "entered_center": (lcl + ucl) / 2, "entered_lcl": lcl, "entered_ucl": ucl, "conversion": conversion,
+                "conversion_center": (clcl + cucl) / 2, "conversion_lcl": clcl, "conversion_ucl": cucl}
+
+    limits = pd.DataFrame([
+        row("2024-W01", "a", 50, 20.0, 40.0, 0.5, 0.2, 0.4),                  # both above
+        row("2024-W02", "a", 20, 20.0, 40.0, 0.2, 0.2, 0.4),                  # on the limits: no breach
+        row("2024-W02", "b", 10, 20.0, 40.0, 0.1, 0.2, 0.4, complete=False, mature=False),  # not judged
+        row("2024-W03", "a", 0, 20.0, 40.0, np.nan, 0.2, 0.4),                # no entries: entries below, no rate
+        row("2024-W03", "b", 1, 0.5, 2.0, 0.0, 0.2, 0.4),                    # one entry that did not convert
+        row("2024-W04", "a", 30, np.nan, np.nan, 0.9, np.nan, np.nan),         # no limits yet
+    ])
+    b = breaches(limits)
+    assert list(b.columns) == ["period", "stage", "metric", "value", "center", "lcl", "ucl", "direction"]
+    assert b[["period", "stage", "metric", "direction"]].values.tolist() == [
+        ["2024-W03", "a", "entered", "below"], ["2024-W03", "b", "conversion", "below"],
+        ["2024-W01", "a", "conversion", "above"], ["2024-W01", "a", "entered", "above"]]
+    assert b["value"].tolist() == [0.0, 0.0, 0.5, 50.0] and b["center"].tolist() == pytest.approx([30.0, 0.3, 0.3, 30.0])
+    assert b["lcl"].tolist() == [20.0, 0.2, 0.2, 20.0] and b["ucl"].tolist() == [40.0, 0.4, 0.4, 40.0]
+    assert b.index.tolist() == [0, 1, 2, 3]
+
+
+def test_a_conversion_on_the_last_day_of_its_window_counts_and_the_window_must_have_passed():
+    e = pd.DataFrame({"opportunity_id": ["x1", "x2", "x3"], "stage": "a", "rank": 1,
+                      "entered_at": [T("2024-01-01")] * 3,
+                      "advanced_at": [T("2024-01-04"), T("2024-01-04 00:00:01"), pd.NaT]})
+    # the week of Jan 1-7 ends on the 8th; its 3-day window on the 11th
+    s = period_series(e, ["a"], period="W", as_of=T("2024-01-11"), windows={"a": 3})
+    a = s[s["stage"] == "a"].iloc[0]
+    assert a["mature"] and a["converted"] == 1 and a["conversion"] == pytest.approx(1 / 3)
+    assert str(s["window_days"].dtype) == "Int64" and s["window_days"].isna().tolist() == [False, False, True, True]
+    early = period_series(e, ["a"], period="W", as_of=T("2024-01-10 23:00"), windows={"a": 3})
+    assert not early.iloc[0]["mature"] and pd.isna(early.iloc[0]["converted"])
+    assert list(s.columns) == ["stage", "period", "period_start", "period_end", "complete", "entered", "window_days",
+                               "mature", "converted", "conversion"]
+    assert s["period_end"].iloc[0] == T("2024-01-08") and s["stage"].tolist() == ["a", "a", "won", "won"]
+    assert s["complete"].tolist() == [True, False, True, False]  # the week of the 8th runs past the analysis date
