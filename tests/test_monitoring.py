@@ -276,3 +276,64 @@ def test_a_conversion_on_the_last_day_of_its_window_counts_and_the_window_must_h
                                "mature", "converted", "conversion"]
     assert s["period_end"].iloc[0] == T("2024-01-08") and s["stage"].tolist() == ["a", "a", "won", "won"]
     assert s["complete"].tolist() == [True, False, True, False]  # the week of the 8th runs past the analysis date
+
+
+def _stub(opportunities, history, as_of, **monitoring):
+    """What :func:`analyse_monitoring` reads of a :class:`funnel_lab.Pipeline`."""
+    from types import SimpleNamespace as NS
+
+    from funnel_lab.config import Monitoring
+
+    return NS(opportunities=opportunities, history=history, as_of=as_of,
+              params=NS(stages=NS(order=ORDER), monitoring=Monitoring(**monitoring), forecast=NS(horizon_days=90)))
+
+
+def test_the_monitoring_analysis_judges_the_latest_full_period():
+    from funnel_lab.analysis.monitoring import analyse_monitoring, conversion_history
+
+    e = _weekly_entries([20] * 12, [10] * 12)
+    opp = pd.DataFrame({"opportunity_id": e["opportunity_id"], "status": "open", "created_at": e["entered_at"],
+                        "closed_at": pd.NaT, "amount": 1.0})
+    h = e[["opportunity_id", "stage", "entered_at"]].copy()
+    h = pd.concat([h, e.dropna(subset=["advanced_at"]).assign(stage="b", entered_at=lambda d: d["advanced_at"])[
+        ["opportunity_id", "stage", "entered_at"]]], ignore_index=True)
+    as_of = T("2024-03-20")  # a Wednesday: the week of Mar 18 is not over
+    r = analyse_monitoring(_stub(opp, h, as_of, window_days=4, alert_sigma=2.5))
+    assert (r.start, r.end) == (T("2024-03-11"), T("2024-03-18")) and r.due_by is None  # no close dates
+    ch = conversion_history(_stub(opp, h, as_of, window_days=4, alert_sigma=2.5), "W")
+    assert ch.windows == {"a": 4, "b": 4, "c": 4} and ch.period == "W" and ch.order == ORDER and ch.as_of == as_of
+    pd.testing.assert_frame_equal(r.history.limits, ch.limits)
+    assert r.alerts.equals(breaches(ch.limits))
+    assert r.waterfall.set_index("step").loc["end", "deals"] == (opp["created_at"] <= T("2024-03-18")).sum()
+    # with close dates in the history, the pipeline is the deals due within the horizon after the period
+    dated = h.assign(expected_close_at=T("2024-05-01"))
+    r = analyse_monitoring(_stub(opp, dated, as_of))
+    assert r.due_by == T("2024-03-18") + pd.Timedelta(days=90)
+    # without a history: the latest full week before the analysis date, every open deal, no series
+    r = analyse_monitoring(_stub(opp, None, as_of, period="M"))
+    assert (r.start, r.end) == (T("2024-02-01"), T("2024-03-01")) and r.history is None and r.alerts.empty
+    assert r.latest_alert_count() == 0 and r.due_by is None
+
+
+def test_pipeline_moves_at_the_edges_of_the_period():
+    start, end, due = T("2024-03-01"), T("2024-03-08"), T("2024-06-30")
+    opp = pd.DataFrame({
+        "opportunity_id": ["closed_at_start", "closed_at_end", "created_at_end", "due_on_the_day", "no_dates"],
+        "status": ["won", "lost", "open", "open", "open"],
+        "created_at": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-08", "2024-01-01", None]),
+        "closed_at": pd.to_datetime(["2024-03-01", "2024-03-08", None, None, None]),
+        "expected_close_at": pd.to_datetime(["2024-04-01", "2024-04-01", "2024-04-01", "2024-06-30", "2024-04-01"]),
+        "amount": [1.0, 2.0, 4.0, 8.0, 16.0]})
+    m = pipeline_moves(opp, None, start=start, end=end, due_by=due).set_index("opportunity_id")
+    assert "closed_at_start" not in m.index  # closed when the period began: in neither pipeline
+    assert m.loc["closed_at_end", ["in_start", "lost", "in_end"]].tolist() == [True, True, False]
+    assert m.loc["created_at_end", ["in_start", "created", "in_end"]].tolist() == [False, True, True]
+    assert m.loc["due_on_the_day", ["in_start", "in_end"]].tolist() == [True, True]
+    assert m.loc["no_dates", ["in_start", "in_end"]].tolist() == [True, True]  # no creation date: always there
+    assert m.loc["closed_at_end", "expected_close_start"] == T("2024-04-01")
+    assert list(m.columns) == ["amount", "expected_close_start", "expected_close_end", "in_start", "in_end", "created",
+                               "pulled_in", "pushed_out", "won", "lost"]
+    bare = pipeline_moves(opp[["opportunity_id", "status"]], None, start=start, end=end, due_by=None)
+    # without dates a closed deal cannot be placed in time: in no pipeline; every open one in both
+    assert bare["opportunity_id"].tolist() == ["created_at_end", "due_on_the_day", "no_dates"]
+    assert bare["in_start"].all() and bare["in_end"].all() and bare["amount"].isna().all()
