@@ -1,15 +1,18 @@
 """Benchmark: mutation testing of the analysis modules (mutmut 3) against the fast subset of their unit tests.
 
-    .venv/bin/python bench/mutants.py [--modules stages,funnel] [--workers 2] [--keep | --report] [--diffs 30]
+    .venv/bin/python bench/mutants.py [--modules stages,funnel] [--workers 2] [--keep | --retest | --report]
+                                      [--diffs 30]
 
 The configuration is pyproject.toml's [tool.mutmut]: which files are mutated (the seven analysis modules) and the
 fast tests (their unit tests without the slow demo, real-data and Spark ones). mutmut copies src/, tests/ and
 params/ into mutants/, puts every function behind a trampoline, records which tests call which function, then
 runs each mutant against only those tests, in --workers forked processes (default 2: the machine's two cores;
-BLAS and OpenMP are held to one thread per worker). Every run starts from an empty mutants/ unless --keep (then,
-for all modules, mutmut tests again only the functions that changed, and the seconds are not a benchmark);
---report only reads the verdicts already in mutants/ (seconds 0). Slow: stages alone, 1,567 mutants, took 40 min
-on the 2 loaded cores (~3.8 s a mutant: each is a fresh pytest session that rebuilds the demo fixtures).
+BLAS and OpenMP are held to one thread per worker). Every run starts from an empty mutants/ unless --keep (the
+chosen modules' mutants are tested again, the others' verdicts kept; with all modules, only the functions that
+changed) or --retest (only the chosen modules' mutants that were not killed last time: after new tests, minutes
+instead of hours); then the seconds are not a benchmark. --report only reads the verdicts already in mutants/
+(seconds 0). Slow: each mutant is a fresh pytest session of the tests that call its function (a stub pipeline
+or a small demo); funnel and monitoring, 2,334 mutants, took 26 min on 2 cores.
 
 How a mutant counts, per module: killed = the tests failed (mutmut's "killed"), ran out of time ("timeout": the
 tests hang or crawl under the mutant) or crashed ("segfault": killed by a signal); survived = the tests passed, or
@@ -47,11 +50,12 @@ def configured_modules() -> dict[str, str]:
     return {Path(p).stem: p for p in cfg["only_mutate"]}
 
 
-def run_mutmut(modules: list[str] | None, workers: int, log: Path) -> tuple[float, int]:
-    """`mutmut run` on the chosen modules' mutants (None: all, incrementally), its output in `log`: (seconds, exit)."""
+def run_mutmut(names: list[str], workers: int, log: Path) -> tuple[float, int]:
+    """`mutmut run` on the mutants ``names`` (globs or names; none: all, incrementally), its output in `log`:
+    (seconds, exit)."""
     mutmut = Path(sys.executable).with_name("mutmut")
     # mutants named on the command line are always tested again; unnamed, mutmut keeps the verdicts it has
-    globs = [f"funnel_lab.analysis.{m}.*" for m in modules or []]
+    globs = list(names)
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
     env = {**os.environ, **threads, "MPLBACKEND": "Agg"}
     start = time.perf_counter()
@@ -99,6 +103,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="mutants tested at once (default 2: one per core)")
     ap.add_argument("--keep", action="store_true",
                     help="reuse mutants/ from the last run (with all modules: only changed functions are tested)")
+    ap.add_argument("--retest", action="store_true",
+                    help="with mutants/ from the last run, test again only the modules' mutants that were not killed "
+                         "(after new tests: minutes instead of hours)")
     ap.add_argument("--report", action="store_true", help="only read and print the results in mutants/")
     ap.add_argument("--diffs", type=int, default=0, metavar="N", help="print the diffs of the first N survivors")
     args = ap.parse_args()
@@ -109,11 +116,18 @@ def main() -> None:
 
     seconds = 0.0
     if not args.report:
-        if not args.keep and MUTANTS.exists():
+        if args.retest:
+            names = [key for m in modules for key, status in results(known[m]).items()
+                     if status in SURVIVED or status == "not checked"]
+        elif args.keep and set(modules) == set(known):
+            names = []
+        else:
+            names = [f"funnel_lab.analysis.{m}.*" for m in modules]
+        if not (args.keep or args.retest) and MUTANTS.exists():
             shutil.rmtree(MUTANTS)
         MUTANTS.mkdir(exist_ok=True)
         log = MUTANTS / "bench-mutmut-run.log"
-        seconds, rc = run_mutmut(None if args.keep and set(modules) == set(known) else modules, args.workers, log)
+        seconds, rc = run_mutmut(names, args.workers, log) if names or not args.retest else (0.0, 0)
         if rc != 0:
             print(log.read_text(encoding="utf-8", errors="replace")[-4000:], file=sys.stderr)
             raise SystemExit(f"mutmut run failed (exit {rc}); its output: {log}")

@@ -534,3 +534,32 @@ def test_the_control_is_the_configured_one_or_control_or_the_first():
     ab.check_params(NS(control="A", outcome="converted"), exp)
     with pytest.raises(ValueError, match="ab_test.outcome: the experiment table has no 'convert' column"):
         ab.check_params(NS(control=None, outcome="convert"), exp)
+
+
+def test_sample_size_defaults_are_5_percent_and_80_percent_power():
+    h = proportion_effectsize(0.12, 0.10)
+    assert ab.required_sample_size(0.10, 0.02) == math.ceil(NormalIndPower().solve_power(h, alpha=0.05, power=0.8))
+    assert ab.achieved_power(0.10, 0.02, 2000, 2000) == pytest.approx(
+        NormalIndPower().power(h, nobs1=2000, alpha=0.05, ratio=1.0))
+
+
+def test_segments_without_both_arms_or_without_a_value_are_shown_not_judged():
+    df = _stratified({("b_small", "A"): (30, 100), ("b_small", "B"): (20, 100),
+                      ("a_large", "A"): (30, 100), ("a_large", "B"): (20, 100), ("c_only_a", "A"): (5, 10)})
+    df.loc[df.index[:7], "segment"] = None  # no segment: left out of the segments and of the pooled difference
+    df.loc[df.index[-3:], "converted"] = np.nan
+    table, paradox = ab.segment_breakdown(df, by="segment", control="B")
+    assert table["segment"].tolist() == ["a_large", "b_small", "c_only_a"] and not paradox
+    kept = df.dropna(subset=["segment", "converted"])
+    k = kept.groupby("variant")["converted"].agg(["sum", "size"])
+    assert table["pooled_diff"].iloc[0] == pytest.approx(k.loc["A", "sum"] / k.loc["A", "size"]
+                                                         - k.loc["B", "sum"] / k.loc["B", "size"])
+    only = table.set_index("segment").loc["c_only_a"]
+    assert (only["n_control"], only["conversions_control"], only["n_treatment"]) == (0, 0, 7)
+    assert np.isnan(only["rate_control"]) and np.isnan(only["diff"]) and np.isnan(only["p_value"])
+    assert not only["opposite_to_pooled"]
+    small = table.set_index("segment").loc["b_small"]
+    seg = kept[kept["segment"] == "b_small"].groupby("variant")["converted"].agg(["sum", "size"])
+    assert (small["n_control"], small["conversions_control"]) == (seg.loc["B", "size"], seg.loc["B", "sum"])
+    with pytest.raises(ValueError, match=r"the experiment has no 'region' column \(columns: \['unit_id', 'variant'"):
+        ab.segment_breakdown(df, by="region", control="B")

@@ -221,12 +221,12 @@ def test_the_stability_finding_names_the_months_and_the_psi():
         "No creation dates: stability over time cannot be measured.")
 
 
-def _stub(df, m, *, compare=None, language="en"):
+def _stub(df, m, *, compare=None, language="en", alpha=0.05):
     """What :func:`analyse_stage_design` reads of a :class:`funnel_lab.Pipeline`."""
     from types import SimpleNamespace as NS
 
     return NS(opportunities=df, stage_model=m, stages=assign_stages(df, m), compare_model=compare,
-              params=NS(stages=NS(alpha=0.05), language=language))
+              params=NS(stages=NS(alpha=alpha), language=language))
 
 
 def test_the_stage_design_beside_the_model_it_replaces():
@@ -248,7 +248,8 @@ def test_the_stage_design_beside_the_model_it_replaces():
         "Win rate rises with stage")
     assert r.metrics is r.checks.metrics and r.outputs["stage_metrics.csv"]["n"].tolist() == [0, 200, 200, 200, 200]
     text = r.text().splitlines()
-    assert text[0] == "stage model 'm' (rules): 4 stages"
+    assert text[0] == "stage model 'm' (rules): 4 stages" and text[1] == text[8] == text[-2] == ""
+    assert text[3].split() == ["unassigned", "0", "0", "0", "0"]  # no win rate to show: blank, not "nan%"
     assert text[4].split() == ["potential", "1", "200", "200", "20", "10.0%", "6.6%", "14.9%"]  # Wilson interval
     assert text[9].startswith("Win rate rises with stage            OK     The closed win rate rises")
     assert text[-1] == (f"compared with 'm': AUC {auc(merged):.3f} -> {auc(RISING):.3f}, unassigned 0.0% -> 0.0%, "
@@ -271,3 +272,26 @@ def test_a_score_model_gets_its_bands_proposed():
     pd.testing.assert_frame_equal(r.proposal, expected)
     assert r.proposal["proposed_min"].tolist() == [0.0, 5.0, 15.0, 25.0]
     assert r.proposal["n_proposed"].tolist() == [200] * 4
+
+
+def test_the_design_is_judged_at_the_params_alpha_and_a_score_model_moves_deals_by_band():
+    from funnel_lab.analysis.stages import analyse_stage_design, compare_models
+
+    slight = {**RISING, 2: (200, 45)}
+    assert 0.5 < adjacent_p(slight, 1, 2) < 0.6
+    df = deals(slight)
+    strict = model({**NESTED, "decision": "lvl >= 4"})  # no deal is a decision deal under it
+    r = analyse_stage_design(_stub(df, model(), compare=strict, alpha=0.6))
+    assert r.checks.verdicts["monotonicity"] == "fail" and r.checks.separation["merge_candidate"].sum() == 0
+    assert r.other_checks.inversions["significant"].all() and r.other_checks.separation["merge_candidate"].sum() == 0
+    assert r.comparison["moves"].to_dict("records") == [
+        {"from": "evaluation", "to": "decision", "n": 200, "rule": "lvl >= 3"}]
+    scored = build_model(Stages.model_validate({"model": "s", "order": ORDER, "method": "score", "score": {
+        "points": [{"when": "lvl >= 1", "points": 10}], "bands": {"intent": 10}}}))
+    moves = compare_models(df, assign_stages(df, model()), assign_stages(df, scored), model(), scored)["moves"]
+    # under the score every deal with a point is an intent deal, those without none: unassigned
+    assert moves.set_index(["from", "to"])["rule"].to_dict() == {
+        ("evaluation", "intent"): "score band", ("decision", "intent"): "score band",
+        ("potential", "unassigned"): "score band"}
+    back = compare_models(df, assign_stages(df, scored), assign_stages(df, model()), scored, model())["moves"]
+    assert back.set_index(["from", "to"])["rule"].to_dict()[("unassigned", "potential")] == "lvl >= 0"
