@@ -563,3 +563,43 @@ def test_segments_without_both_arms_or_without_a_value_are_shown_not_judged():
     assert (small["n_control"], small["conversions_control"]) == (seg.loc["B", "size"], seg.loc["B", "sum"])
     with pytest.raises(ValueError, match=r"the experiment has no 'region' column \(columns: \['unit_id', 'variant'"):
         ab.segment_breakdown(df, by="region", control="B")
+
+
+def test_summary_json_with_three_arms_heads_with_the_smallest_holm_p():
+    units = _units({"A": (100, 1000), "B": (104, 1000), "C": (150, 1000)})
+    units.loc[units.index[:3], "variant"] = None  # no assignment: set aside, and counted
+    h = ab.clean_assignment(units)
+    srm = ab.sample_ratio_test(h.units)
+    binary = ab.binary_comparison(h.units, control="A")
+    seg = ab.segment_breakdown(h.units.assign(segment="all"), by="segment", control="A")
+    out = ab.ab_summary_json(h, srm, binary, segments=seg, continuous=binary.iloc[:0], alpha=0.05)
+    assert [c["treatment"] for c in out["comparisons"]] == ["B", "C"]
+    holm = multipletests([proportions_ztest([104, 97], [1000, 997])[1], proportions_ztest([150, 97], [1000, 997])[1]],
+                         method="holm")[1]
+    assert [c["p_holm"] for c in out["comparisons"]] == pytest.approx(list(holm))
+    assert out["treatment"] == "C" and out["p_holm"] == pytest.approx(holm[1]) and out["decision"] == "ship"
+    assert [c["decision"] for c in out["comparisons"]] == ["inconclusive", "ship"]
+    assert out["hygiene"] == {"rows_in": 3000, "rows_kept": 2997, "rows_excluded": 3, "units_in": 3000,
+                              "units_kept": 2997, "excluded_by_rule": {"missing_assignment": 3,
+                                                                       "assignment_mismatch": 0,
+                                                                       "multiple_variants": 0, "repeated_unit": 0}}
+    assert out["simpson_paradox"] is False and len(out["segments"]) == 2 and out["continuous"] == []
+    assert "bayes" not in out and out["alpha"] == 0.05 and out["mde"] is None
+    # a split right on the threshold is not a failure; below it is, and every decision says so
+    assert not ab.ab_summary_json(h, (10.0, 0.001), binary, srm_threshold=0.001)["srm_failed"]
+    failed = ab.ab_summary_json(h, (20.0, 0.0009), binary, srm_threshold=0.001)
+    assert failed["srm_failed"] and [c["decision"] for c in failed["comparisons"]] == ["inconclusive"] * 2
+    assert [c["reasons"][0]["code"] for c in failed["comparisons"]] == ["srm_failed"] * 2
+    # verdicts given (the report judged another outcome): the file carries them
+    given = {"B": {"decision": "stop", "reasons": [], "power": 0.5}, "C": {"decision": "ship", "reasons": [],
+                                                                         "power": 0.9}}
+    mine = ab.ab_summary_json(h, srm, binary, verdicts=given)
+    assert [c["decision"] for c in mine["comparisons"]] == ["stop", "ship"] and mine["power"] == 0.9
+    # the control alone: nothing to compare, said so
+    alone = ab.ab_summary_json(h, srm, binary.iloc[:1])
+    assert alone["treatment"] is None and alone["decision"] == "inconclusive" and alone["comparisons"] == []
+    assert alone["reasons"] == [{"code": "not_testable", "diff": None}] and alone["diff_ci"] == [None, None]
+    value = ab.value_summary_json((20.0, 0.0009), binary.iloc[:0], control="A", verdicts={}, srm_threshold=0.001)
+    assert value == {"srm_chi2": 20.0, "srm_p_value": 0.0009, "control": "A", "test": "welch", "srm_failed": True,
+                     "continuous": [], "decisions": {}}
+    assert not ab.value_summary_json((1.0, 0.5), binary.iloc[:0], control="A", verdicts={})["srm_failed"]
