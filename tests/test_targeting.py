@@ -647,9 +647,20 @@ def test_a_small_run_end_to_end_against_recounts():
     assert set(res.outputs) == {"targets.csv", "targeting_metrics.json", "targeting_rules.csv",
                                 "targeting_leakage.csv", "targeting_comparison.csv"}
     assert res.evaluation is res.evaluations["boosted"] and m["uplift"] == {"status": "no_experiment"}
-    # the nodes of the drawing add up: the root holds every closed deal, each split's children its deals
-    nodes = res.nodes
-    assert nodes["n"].max() == len(y)
+    # the nodes of the drawing: the root holds every closed deal
+    assert res.nodes["n"].max() == len(y)
+    gains = gains_table(res.evaluations)
+    assert list(gains.columns) == ["share_contacted", "boosted", "tree", "baseline", "random"]
+    for name, ev in res.evaluations.items():
+        assert gains[name].tolist() == list(ev["gains"]["share_of_wins_found"])
+    assert gains["random"].tolist() == list(res.evaluations["boosted"]["gains"]["random"])
+
+
+def test_a_long_set_of_levels_is_cut_with_a_count():
+    from funnel_lab.analysis.targeting import _set_text
+
+    assert _set_text(list("abcdefgh")) == "{a, b, c, d, e, f, +2}" and _set_text(["x", "y"]) == "{x, y}"
+    assert _set_text(list("abcdef")) == "{a, b, c, d, e, f}" and _set_text(list("abc"), limit=2) == "{a, b, +1}"
 
 
 def test_the_outcome_is_checked_and_the_uplift_says_why_it_was_not_fitted():
@@ -675,3 +686,47 @@ def test_the_outcome_is_checked_and_the_uplift_says_why_it_was_not_fitted():
     assert model is None and check["status"] == "not_deals" and (check["units"], check["matched"]) == (400, 0)
     model, check = _uplift(units.iloc[:60], df, ["x1"], control="A", treatment="B", seed=0)
     assert model is None and check["status"] == "too_few" and check["matched"] == 60
+
+
+def test_the_analysis_hands_the_params_and_the_experiment_to_the_run(monkeypatch):
+    """analyse_targeting's own work: the params block, the words of the report language and the experiment's arms
+    passed to run_targeting (recorded here instead of fitting)."""
+    from types import SimpleNamespace as NS
+
+    from funnel_lab.analysis import targeting as tg
+    from funnel_lab.config import Cleaning, Targeting
+
+    calls = []
+    monkeypatch.setattr(tg, "run_targeting", lambda opportunities, **kw: calls.append((opportunities, kw)) or "ran")
+    opp = _planted(n=300, seed=1)
+    units = pd.DataFrame({"unit_id": opp["opportunity_id"], "variant": np.where(np.arange(300) % 2, "script_B", "script_A"),
+                          "converted": np.arange(300) % 3 == 0})
+    cfg = Targeting(features=["x1", "cat"], exclude=["noise_num"], max_depth=3, top_n=25, allow=["cat"],
+                    next_actions={"decision": "call"}, seed=4)
+
+    def pipeline(experiment, control=None, language="zh"):
+        return NS(opportunities=opp, cleaned_table=lambda name: NS(data=experiment),
+                  params=NS(targeting=cfg, language=language, cleaning=Cleaning(drop_columns=["noise_cat"]),
+                            data=NS(experiment=experiment is not None and "experiment.csv" or None),
+                            ab_test=NS(control=control)))
+
+    assert tg.analyse_targeting(pipeline(units, control="script_A")) == "ran"
+    got, kw = calls[-1]
+    assert got is opp
+    assert {k: kw[k] for k in ("outcome", "features", "exclude", "drop_columns", "allow", "max_depth", "top_n", "seed",
+                               "next_actions", "control", "treatment")} == {
+        "outcome": "won", "features": ["x1", "cat"], "exclude": ["noise_num"], "drop_columns": ["noise_cat"],
+        "allow": ["cat"], "max_depth": 3, "top_n": 25, "seed": 4, "next_actions": {"decision": "call"},
+        "control": "script_A", "treatment": "script_B"}
+    assert kw["rule_words"]["and"] == "且" and kw["rule_words"]["all"] == "（全部）" and set(kw["rule_words"]) == set(
+        tg.RULE_WORDS)
+    assert kw["driver_words"]["sep"] == "；" and kw["driver_words"]["yes"] == "是"
+    assert kw["experiment"]["unit_id"].tolist() == units["unit_id"].tolist()
+    # three arms: no single treatment to model; no experiment: none
+    three = units.assign(variant=np.array(["script_A", "script_B", "script_C"])[np.arange(300) % 3])
+    tg.analyse_targeting(pipeline(three, control="script_A", language="en"))
+    assert calls[-1][1]["treatment"] is None and calls[-1][1]["rule_words"]["and"] == "and"
+    tg.analyse_targeting(pipeline(None))
+    assert calls[-1][1]["experiment"] is None and calls[-1][1]["control"] is None
+    with pytest.raises(ValueError, match=r"^targeting.outcome"):
+        tg.analyse_targeting(NS(opportunities=opp, params=NS(targeting=Targeting(outcome="wonn"))))
