@@ -603,3 +603,43 @@ def test_summary_json_with_three_arms_heads_with_the_smallest_holm_p():
     assert value == {"srm_chi2": 20.0, "srm_p_value": 0.0009, "control": "A", "test": "welch", "srm_failed": True,
                      "continuous": [], "decisions": {}}
     assert not ab.value_summary_json((1.0, 0.5), binary.iloc[:0], control="A", verdicts={})["srm_failed"]
+
+
+def test_the_estimate_each_kind_of_row_is_judged_on():
+    nan = float("nan")
+    cuped = {"variant": "B", "diff": 5.0, "ci_low": -1.0, "ci_high": 11.0, "p_value": 0.2, "p_holm": 0.3,
+             "cuped_diff": 4.0, "cuped_ci_low": 1.0, "cuped_ci_high": 7.0, "cuped_p_value": 0.01, "cuped_p_holm": 0.02}
+    assert ab._estimate(cuped) == {"estimate": "cuped", "diff": 4.0, "p": 0.02, "ci": [1.0, 7.0]}
+    assert ab._estimate({**cuped, "cuped_p_holm": None})["p"] == 0.01
+    welch = {**cuped, "cuped_p_value": nan}
+    assert ab._estimate(welch) == {"estimate": "welch", "diff": 5.0, "p": 0.3, "ci": [-1.0, 11.0]}
+    assert ab._estimate({**welch, "p_holm": nan})["p"] == 0.2
+    binary = {"variant": "B", "diff": 0.02, "diff_ci_low": 0.01, "diff_ci_high": 0.03, "p_value": 0.04,
+              "p_headline": 0.05, "p_holm": nan, "test": "fisher"}
+    assert ab._estimate(binary) == {"estimate": "fisher", "diff": 0.02, "p": 0.05, "ci": [0.01, 0.03]}
+    plain = {k: v for k, v in binary.items() if k not in ("p_headline", "test")}
+    assert ab._estimate(plain) == {"estimate": "z-test", "diff": 0.02, "p": 0.04, "ci": [0.01, 0.03]}
+    assert ab._estimate({**binary, "p_holm": 0.07})["p"] == 0.07
+
+
+def test_verdict_rules_in_order():
+    row = {"variant": "B", "diff": -0.03, "diff_ci_low": -0.05, "diff_ci_high": -0.01, "p_value": 0.001,
+           "p_headline": 0.001, "p_holm": 0.001, "test": "z-test", "rate_control": 0.10, "n_control": 500, "n": 500}
+    v = ab.verdict(row, srm_p=0.001, srm_threshold=0.001)  # on the threshold: the split is fine
+    assert v["decision"] == "do_not_ship" and v["reasons"][0]["code"] == "significant_loss" and v["power"] is None
+    v = ab.verdict(row, srm_p=0.0005, srm_threshold=0.001)
+    assert v["decision"] == "inconclusive" and [r["code"] for r in v["reasons"]] == ["srm_failed", "significant_loss"]
+    assert v["reasons"][0] == {"code": "srm_failed", "p": 0.0005, "threshold": 0.001}
+    flat = {**row, "diff": 0.005, "p_value": 0.6, "p_headline": 0.6, "p_holm": 0.6}
+    v = ab.verdict(flat, srm_p=None, mde=0.02, alpha=0.05)
+    power = ab.achieved_power(0.10, 0.02, 500, 500, alpha=0.05)
+    assert v["power"] == pytest.approx(power) and power < 0.8
+    assert v["reasons"][1] == {"code": "underpowered", "power": pytest.approx(power), "mde": 0.02, "target": 0.8}
+    assert [r["code"] for r in ab.verdict(flat, srm_p=None, power=0.9)["reasons"]] == ["no_significant_difference"]
+    assert [r["code"] for r in ab.verdict(flat, srm_p=None, power=0.9, target_power=0.95)["reasons"]] == [
+        "no_significant_difference", "underpowered"]
+    assert ab.verdict(flat, srm_p=None, alpha=0.7)["decision"] == "ship"
+    empty = {**row, "p_value": None, "p_headline": None, "p_holm": None, "diff": None}
+    assert ab.verdict(empty, srm_p=0.5)["reasons"] == [{"code": "not_testable", "diff": None}]
+    # an mde that would take the rate past 1 gives no power to compute
+    assert ab.verdict({**flat, "rate_control": 0.99}, srm_p=None, mde=0.02)["power"] is None
