@@ -643,3 +643,27 @@ def test_verdict_rules_in_order():
     assert ab.verdict(empty, srm_p=0.5)["reasons"] == [{"code": "not_testable", "diff": None}]
     # an mde that would take the rate past 1 gives no power to compute
     assert ab.verdict({**flat, "rate_control": 0.99}, srm_p=None, mde=0.02)["power"] is None
+
+
+def test_the_ab_analysis_uses_every_setting_of_its_params():
+    exp = _experiment()
+    r = ab.analyse_ab_test(_stub(exp, outcome="converted", mde=0.02))
+    assert r.control == "A" and r.outcome == "converted" and not r.simpson  # no control set: the first by name
+    assert r.srm == ab.sample_ratio_test(ab.clean_assignment(exp).units)
+    assert r.bayes["variant"].tolist() == ["A", "B"] and r.binary["variant"].tolist() == ["A", "B"]
+    assert r.continuous["variant"].tolist() == ["B"] and r.decision["bayes"][0]["variant"] == "A"
+    strict = ab.analyse_ab_test(_stub(exp, outcome="converted", mde=0.02, alpha=0.01, power=0.9, segment=None,
+                                      srm_threshold=0.95))
+    n = exp["variant"].value_counts()
+    p0 = exp.loc[exp["variant"] == "A", "converted"].mean()
+    assert strict.required_n == ab.required_sample_size(p0, 0.02, alpha=0.01, power=0.9) > r.required_n
+    assert strict.decision["alpha"] == 0.01 and strict.segments is None and "segments" not in strict.decision
+    # the split (p about 0.9) fails a 0.95 threshold, so no decision can stand
+    assert strict.decision["srm_failed"] and strict.verdicts["B"]["decision"] == "inconclusive"
+    assert strict.verdicts["B"]["reasons"][0]["threshold"] == 0.95
+    weak = ab.analyse_ab_test(_stub(exp.iloc[:300], outcome="converted", mde=0.02, power=0.99))
+    codes = [c["code"] for c in weak.verdicts["B"]["reasons"]]
+    assert codes[-1] == "underpowered" and weak.verdicts["B"]["reasons"][-1]["target"] == 0.99
+    # a value that does not vary is not compared
+    same = ab.analyse_ab_test(_stub(exp.assign(value=1.0), outcome="converted"))
+    assert same.continuous is None and "continuous" not in same.decision and n.sum() == 2000
