@@ -521,3 +521,45 @@ def test_regression_params_are_refused_before_any_notebook_starts(synthetic):
         check_params(_stub(synthetic, outcome="converted", formula=FORMULA).params, cols)
     with pytest.raises(ValueError, match=r"^regression.cluster: no column 'ownr'.*did you mean 'owner'"):
         check_params(_stub(synthetic, formula=FORMULA, cluster="ownr").params, cols)
+
+
+def test_a_linear_fits_drivers_and_its_collinear_terms(synthetic):
+    plain = _for_statsmodels(synthetic)
+    positive = plain[plain["amount"] > 0]
+    fit = fit_linear(synthetic, "amount ~ x1 + demo + visits + C(seg)", log_outcome=True, alpha=0.1)
+    ref = smf.ols("np.log(amount) ~ x1 + demo + visits + C(seg)", data=positive).fit(cov_type="HC3")
+    assert (fit.formula, fit.outcome, fit.log_outcome, fit.alpha) == ("amount ~ x1 + demo + visits + C(seg)", "amount",
+                                                                      True, 0.1)
+    assert fit.adj_r_squared == pytest.approx(ref.rsquared_adj) and fit.result is not None and fit.problems == []
+    top = strongest_drivers(fit)
+    p = ref.pvalues.drop("Intercept")
+    expected = ref.tvalues[p[p < 0.1].index].abs().sort_values(ascending=False).index[:3].tolist()
+    assert top["term"].tolist() == expected
+    assert list(top.columns) == ["term", "variable", "level", "transform", "coef", "ci_low", "ci_high", "pct_effect",
+                                 "pct_ci_low", "pct_ci_high", "p_value", "direction"]
+    np.testing.assert_allclose(top["pct_ci_high"], np.exp(ref.conf_int(alpha=0.1)[1][expected]) - 1)
+    assert top["direction"].tolist() == ["up" if ref.params[t] > 0 else "down" for t in expected]
+    twin = synthetic.assign(x1_again=synthetic["x1"])
+    fit = fit_linear(twin, "amount ~ x1 + x1_again + demo")
+    assert fit.problems == [{"code": "collinear_terms", "terms": ["x1_again"]}]
+    c = fit.coefficients.set_index("term")
+    assert c.loc["x1_again", "note"] == "collinear" and np.isnan(c.loc["x1_again", "coef"])
+    with pytest.raises(ValueError, match=r"amount"):
+        fit_linear(synthetic.drop(columns="amount").assign(amount="x"), "amount ~ x1")
+
+
+def test_the_strongest_drivers_are_the_three_largest_significant_statistics():
+    from types import SimpleNamespace as NS
+
+    c = pd.DataFrame({"term": ["Intercept", "a", "b", "c", "d", "e", "f"], "variable": list("iabcdef"),
+                      "level": "", "transform": "", "coef": [9.0, 1.0, -2.0, 0.5, 3.0, 0.1, 0.2],
+                      "ci_low": 0.0, "ci_high": 1.0, "t": [50.0, 2.5, -4.0, 3.0, 2.1, 9.0, 8.0],
+                      "p_value": [0.0, 0.012, 0.0001, 0.003, 0.04, 0.05, np.nan]})
+    top = strongest_drivers(NS(coefficients=c, alpha=0.05))
+    # e sits on alpha (not below it), f has no p-value, the intercept is no driver
+    assert top["term"].tolist() == ["b", "c", "a"] and top["direction"].tolist() == ["down", "up", "up"]
+    assert strongest_drivers(NS(coefficients=c, alpha=0.05), k=4)["term"].tolist() == ["b", "c", "a", "d"]
+    assert list(top.columns) == ["term", "variable", "level", "transform", "coef", "ci_low", "ci_high", "p_value",
+                                 "direction"]
+    tied = c.assign(t=[50.0, 3.0, -3.0, 3.0, 2.0, 1.0, 1.0])
+    assert strongest_drivers(NS(coefficients=tied, alpha=0.05))["term"].tolist() == ["a", "b", "c"]  # ties keep order
