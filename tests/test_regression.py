@@ -563,3 +563,24 @@ def test_the_strongest_drivers_are_the_three_largest_significant_statistics():
                                  "direction"]
     tied = c.assign(t=[50.0, 3.0, -3.0, 3.0, 2.0, 1.0, 1.0])
     assert strongest_drivers(NS(coefficients=tied, alpha=0.05))["term"].tolist() == ["a", "b", "c"]  # ties keep order
+
+
+def test_separating_columns_by_hand():
+    from funnel_lab.analysis.regression import _separating
+
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 1])
+    X = pd.DataFrame({
+        "Intercept": 1.0,
+        "constant": 3.0,                                   # one value: nothing to tell
+        "ones_win": [1, 1, 0, 0, 0, 0, 0, 0],              # every row with a one won: quasi, those rows fixed
+        "zeros_lose": [1, 1, 0, 0, 1, 0, 1, 1],            # every row with a zero lost: quasi, the zero rows fixed
+        "copy": y,                                         # the outcome itself: complete
+        "big_wins": [9.0, 8.0, 1.0, 2.0, 7.0, 3.0, 0.5, 6.5],  # a number above every loss: complete
+        "small_wins": [-9.0, -8.0, 1.0, 2.0, -7.0, 3.0, 0.5, -6.5],
+        "mixed": [1.0, 2.0, 2.0, 1.0, 3.0, 3.0, 1.0, 2.0],
+        "two_levels": [0.0, 2.0, 2.0, 0.0, 2.0, 0.0, 2.0, 0.0],  # two values, not 0/1, overlapping
+    })
+    found = {col: (kind, None if rows is None else rows.tolist()) for col, kind, rows in _separating(X, y)}
+    assert found == {"ones_win": ("quasi", [True, True, False, False, False, False, False, False]),
+                     "zeros_lose": ("quasi", [False, False, True, True, False, True, False, False]),
+                     "copy": ("complete", None), "big_wins": ("complete", None), "small_wins": ("complete", None)}
