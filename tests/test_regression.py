@@ -584,3 +584,22 @@ def test_separating_columns_by_hand():
     assert found == {"ones_win": ("quasi", [True, True, False, False, False, False, False, False]),
                      "zeros_lose": ("quasi", [False, False, True, True, False, True, False, False]),
                      "copy": ("complete", None), "big_wins": ("complete", None), "small_wins": ("complete", None)}
+
+
+def test_holdout_auc_by_default_holds_out_30_percent_with_seed_0(synthetic):
+    plain = _for_statsmodels(synthetic).reset_index(drop=True)
+    train, test = train_test_split(np.arange(len(plain)), test_size=0.3, stratify=plain["won"], random_state=0)
+    ref = smf.logit(FORMULA, data=plain.iloc[train]).fit(disp=0)
+    assert holdout_auc(synthetic, FORMULA) == pytest.approx(
+        roc_auc_score(plain["won"].iloc[test], ref.predict(plain.iloc[test])), abs=1e-12)
+
+
+def test_vif_names_each_terms_variable_and_level(synthetic):
+    vif = vif_table(synthetic, FORMULA).set_index("term")
+    assert vif.loc["C(seg, Treatment(reference='b'))[T.c]", ["variable", "level"]].tolist() == ["seg", "c"]
+    assert vif.loc["x1", ["variable", "level"]].tolist()[0] == "x1" and "Intercept" not in vif.index
+    # with 0/1 data the calibration's counts are whole numbers
+    cal = calibration_by_decile([0, 1, 1, 0], [0.1, 0.9, 0.8, 0.3])
+    assert cal.dtypes[["decile", "n", "events"]].tolist() == [np.dtype("int64")] * 3
+    with pytest.raises(ValueError, match=r"y and p differ in length: \(3,\) vs \(2,\)"):
+        calibration_by_decile([0, 1, 1], [0.1, 0.9])
