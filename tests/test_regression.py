@@ -603,3 +603,31 @@ def test_vif_names_each_terms_variable_and_level(synthetic):
     assert cal.dtypes[["decile", "n", "events"]].tolist() == [np.dtype("int64")] * 3
     with pytest.raises(ValueError, match=r"y and p differ in length: \(3,\) vs \(2,\)"):
         calibration_by_decile([0, 1, 1], [0.1, 0.9])
+
+
+def test_a_logit_with_no_complete_row_is_an_empty_fit_that_says_so():
+    df = pd.DataFrame({"won": [1, 0, 1, 0], "x": np.nan, "owner": ["a", "b", "a", "b"]})
+    fit = fit_logit(df, "won ~ x", cluster="owner", alpha=0.1)
+    assert fit.problems == [{"code": "no_rows"}] and fit.result is None and not fit.converged
+    assert (fit.formula, fit.outcome, fit.alpha, fit.cov_type, fit.n_clusters) == ("won ~ x", "won", 0.1, "cluster", 0)
+    assert (fit.n, fit.events, fit.n_fit, fit.events_fit, fit.n_set_aside, fit.n_dropped_missing) == (0, 0, 0, 0, 0, 4)
+    assert list(fit.coefficients.columns[:4]) == ["term", "coef", "std_err", "z"] and fit.coefficients.empty
+    assert "dydx" in fit.marginal_effects.columns and fit.marginal_effects.empty
+    plain = fit_logit(df, "won ~ x")
+    assert plain.cov_type == "nonrobust" and plain.n_clusters is None and plain.alpha == 0.05
+
+
+def test_the_separated_and_collinear_terms_are_named_in_the_coefficients():
+    rng = np.random.default_rng(4)
+    n = 400
+    df = pd.DataFrame({"x": rng.normal(size=n), "source": rng.choice(["Web", "Event"], n)})
+    df["won"] = (rng.random(n) < 1 / (1 + np.exp(-0.7 * df["x"]))).astype(int)
+    df.loc[:6, "source"] = "Partner"
+    df.loc[:6, "won"] = 1
+    df["x_again"] = df["x"]
+    fit = fit_logit(df.astype({"source": "str"}), "won ~ x + x_again + C(source)")
+    sep = next(p for p in fit.problems if p["code"] == "perfect_separation")
+    assert sep["detected_by"] == "data"
+    notes = fit.coefficients.set_index("term")["note"]
+    assert notes.to_dict() == {"Intercept": "", "C(source)[T.Partner]": "perfect_separation", "C(source)[T.Web]": "",
+                               "x": "", "x_again": "collinear"}
