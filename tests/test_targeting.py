@@ -730,3 +730,34 @@ def test_the_analysis_hands_the_params_and_the_experiment_to_the_run(monkeypatch
     assert calls[-1][1]["experiment"] is None and calls[-1][1]["control"] is None
     with pytest.raises(ValueError, match=r"^targeting.outcome"):
         tg.analyse_targeting(NS(opportunities=opp, params=NS(targeting=Targeting(outcome="wonn"))))
+
+
+def test_candidate_reasons_at_their_thresholds():
+    n = 100
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({
+        "opportunity_id": [f"o{i}" for i in range(n)], "won": pd.array([1, 0] * 50, dtype="Int64"),
+        "almost_id": pd.array([f"a{i}" for i in range(89)] + ["a0"] * 11, dtype="str"),  # 89 of 100: many levels
+        "id_like": pd.array([f"b{i}" for i in range(90)] + [None] * 10, dtype="str"),      # 90 of 100: an id
+        "fifty": pd.array([f"l{i % 50}" for i in range(n)], dtype="str"),                  # 50 levels: kept
+        "fifty_one": pd.array([f"m{i % 51}" for i in range(n)], dtype="str"),              # 51: too many
+        "one_and_gaps": [1.0] * 50 + [np.nan] * 50,                                        # a value and gaps: two
+        "gaps_only": [np.nan] * n,
+        "when": pd.to_timedelta(rng.integers(0, 9, n), unit="D"),                          # no model reads it
+        "x": rng.normal(size=n),
+    })
+    cols, left = candidate_features(df)
+    reasons = left.set_index("column")["reason"].to_dict()
+    assert cols == ["fifty", "one_and_gaps", "x"]
+    assert reasons == {"opportunity_id": "identifier", "won": "outcome", "almost_id": "high_cardinality",
+                       "id_like": "identifier",
+                       "fifty_one": "high_cardinality", "gaps_only": "constant", "when": "unsupported"}
+    with pytest.raises(ValueError, match="targeting.features: unknown column 'y'"):
+        candidate_features(df, features=["y"])
+
+
+def test_enough_to_learn_at_its_minimums():
+    from funnel_lab.analysis.targeting import _enough_to_learn
+
+    assert _enough_to_learn(50, 10) and _enough_to_learn(50, 40) and not _enough_to_learn(49, 20)
+    assert not _enough_to_learn(50, 9) and not _enough_to_learn(50, 41) and _enough_to_learn(60, 10)
