@@ -295,3 +295,27 @@ def test_the_design_is_judged_at_the_params_alpha_and_a_score_model_moves_deals_
         ("potential", "unassigned"): "score band"}
     back = compare_models(df, assign_stages(df, scored), assign_stages(df, model()), scored, model())["moves"]
     assert back.set_index(["from", "to"])["rule"].to_dict()[("unassigned", "potential")] == "lvl >= 0"
+
+
+def test_every_finding_is_worded_in_chinese_for_a_chinese_report():
+    import re
+
+    from funnel_lab.analysis.stages import checks_table
+
+    han = re.compile("[\u4e00-\u9fff]")
+    df = deals({**RISING, 2: (200, 45), -1: (100, 10)})
+    for d in (df, df.drop(columns="created_at"), deals({k: (50, 50) for k in range(4)}),
+              deals({k: (240, 24 + 40 * k) for k in range(4)})):
+        zh = checks_table(check(d), model(), "zh")
+        assert all(han.search(f) for f in zh["finding"]), zh["finding"].tolist()
+        assert all(han.search(v) for v in zh["verdict"])
+    # rules that skip in five ways: the first four pairs are named, joined as the language joins them
+    df = deals(RISING)
+    for i, name in enumerate(["f0", "f1", "f2", "f3"]):
+        df[name] = (df.index % (i + 2)) == 0
+    loose = {"potential": "f0", "intent": "f1", "evaluation": "f2", "decision": "f3"}
+    c = check(df, loose)
+    assert len(c.skipped) >= 5
+    en = checks_table(c, model(loose), "en").set_index("check").loc["Rules nest", "finding"]
+    shown = [f"{r.higher} > {r.lower}: {r.n:,}" for r in c.skipped.head(4).itertuples()]
+    assert en.endswith("(" + "; ".join(shown) + ").") and f"{c.skipped['n'].sum():,} times" in en
