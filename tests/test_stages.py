@@ -188,3 +188,25 @@ def test_the_model_to_compare_with_is_read_from_its_file_and_checked_against_the
         load_models(cfg, columns)
     with pytest.raises(ParamsError, match=r"^stages.compare_with: .*missing.yaml"):
         load_models(cfg.model_copy(update={"compare_with": str(tmp_path / "missing.yaml")}), columns)
+
+
+def test_proposed_bands_with_a_stage_without_a_band_and_fewer_cuts_than_stages():
+    # two score levels only: one cut, so the last two stages get no proposed minimum
+    score = pd.Series([0.0] * 60 + [10.0] * 60)
+    won = pd.Series([0.0] * 50 + [1.0] * 10 + [1.0] * 50 + [0.0] * 10)
+    m = model(method="score", score={"points": [{"when": "visits >= 1", "points": 10}],
+                                     "bands": {"potential": 0, "evaluation": 5, "decision": 50}})
+    prop = propose_bands(score, won, m)
+    assert prop.columns.tolist() == ["stage", "current_min", "proposed_min", "n_current", "win_rate_current",
+                                     "n_proposed", "win_rate_proposed"]
+    assert prop["proposed_min"].tolist()[:2] == [0.0, 5.0] and prop["proposed_min"].isna().tolist()[2:] == [True, True]
+    assert np.isnan(prop.loc[1, "current_min"])  # intent has no band of its own
+    # potential's current band runs to evaluation's minimum (5), the next band that exists
+    assert prop.loc[0, "n_current"] == 60 and prop.loc[0, "win_rate_current"] == pytest.approx(10 / 60)
+    assert prop.loc[3, "n_current"] == 0 and np.isnan(prop.loc[3, "win_rate_current"])
+    assert prop.loc[1, "n_proposed"] == 60 and prop.loc[1, "win_rate_proposed"] == pytest.approx(50 / 60)
+    assert prop.loc[2, "n_proposed"] == 0 and np.isnan(prop.loc[2, "win_rate_proposed"])
+    # a smallest band of 5% of the closed deals: a 3-deal step is no band
+    few = pd.Series([0.0] * 117 + [10.0] * 3)
+    assert propose_bands(few, won, m)["proposed_min"].notna().sum() == 1
+    assert propose_bands(few, won, m, min_share=0.01)["proposed_min"].notna().sum() == 2
