@@ -9,7 +9,7 @@ params/ into mutants/, puts every function behind a trampoline, records which te
 runs each mutant against only those tests, in --workers forked processes (default 2: the machine's two cores;
 BLAS and OpenMP are held to one thread per worker). Every run starts from an empty mutants/ unless --keep (the
 chosen modules' mutants are tested again, the others' verdicts kept; with all modules, only the functions that
-changed) or --retest (only the chosen modules' mutants that were not killed last time: after new tests, minutes
+changed) or --retest (only the chosen modules' mutants that survived last time: after new tests, minutes
 instead of hours); then the seconds are not a benchmark. --report only reads the verdicts already in mutants/
 (seconds 0). Slow: each mutant is a fresh pytest session of the tests that call its function (a stub pipeline
 or a small demo); funnel and monitoring, 2,334 mutants, took 26 min on 2 cores.
@@ -17,7 +17,8 @@ or a small demo); funnel and monitoring, 2,334 mutants, took 26 min on 2 cores.
 How a mutant counts, per module: killed = the tests failed (mutmut's "killed"), ran out of time ("timeout": the
 tests hang or crawl under the mutant) or crashed ("segfault": killed by a signal); survived = the tests passed, or
 no fast test calls the function ("no tests"), or an exit code mutmut cannot read ("suspicious"). killed_share =
-killed / (killed + survived). Mutants that were skipped (pragma) or never run are left out of both.
+killed / (killed + survived). Mutants that were skipped (pragma) or never run are left out of both; those never run
+(a run stopped early) are counted in the JSON's "untested".
 Prints each module's counts and surviving mutants (function: mutant ids; --diffs N shows the first N diffs), then
 one JSON line (DESIGN.md "Benchmarks"): the number of mutants, the wall seconds of `mutmut run`, the killed share
 of each module.
@@ -104,7 +105,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true",
                     help="reuse mutants/ from the last run (with all modules: only changed functions are tested)")
     ap.add_argument("--retest", action="store_true",
-                    help="with mutants/ from the last run, test again only the modules' mutants that were not killed "
+                    help="with mutants/ from the last run, test again only the modules' mutants that survived "
                          "(after new tests: minutes instead of hours)")
     ap.add_argument("--report", action="store_true", help="only read and print the results in mutants/")
     ap.add_argument("--diffs", type=int, default=0, metavar="N", help="print the diffs of the first N survivors")
@@ -118,7 +119,7 @@ def main() -> None:
     if not args.report:
         if args.retest:
             names = [key for m in modules for key, status in results(known[m]).items()
-                     if status in SURVIVED or status == "not checked"]
+                     if status in SURVIVED]
         elif args.keep and set(modules) == set(known):
             names = []
         else:
@@ -133,11 +134,13 @@ def main() -> None:
             raise SystemExit(f"mutmut run failed (exit {rc}); its output: {log}")
         print(f"mutmut run: {seconds:.1f} s with {args.workers} workers (log: {log.relative_to(ROOT)})")
 
-    total, shares, survivors = 0, {}, []
+    total, shares, untested, survivors = 0, {}, {}, []
     for module in modules:
         verdicts = results(known[module])
         counts = Counter(verdicts.values())
         total += len(verdicts)
+        if counts["not checked"]:  # a run stopped early: the share is of the mutants tested
+            untested[module] = counts["not checked"]
         killed = sum(counts[s] for s in KILLED)
         survived = sum(counts[s] for s in SURVIVED)
         shares[module] = round(killed / (killed + survived), 3) if killed + survived else None
@@ -158,7 +161,8 @@ def main() -> None:
     if args.diffs:
         print(f"\nthe first {min(args.diffs, len(survivors))} surviving mutants' diffs:")
         show_diffs(survivors[:args.diffs])
-    print(json.dumps({"bench": "mutants", "mutants": total, "seconds": round(seconds, 1), "killed_share": shares}))
+    print(json.dumps({"bench": "mutants", "mutants": total, "seconds": round(seconds, 1), "killed_share": shares,
+                      **({"untested": untested} if untested else {})}))
 
 
 if __name__ == "__main__":
