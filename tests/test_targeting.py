@@ -649,11 +649,19 @@ def test_a_small_run_end_to_end_against_recounts():
     assert res.evaluation is res.evaluations["boosted"] and m["uplift"] == {"status": "no_experiment"}
     # the nodes of the drawing: the root holds every closed deal
     assert res.nodes["n"].max() == len(y)
-    gains = gains_table(res.evaluations)
-    assert list(gains.columns) == ["share_contacted", "boosted", "tree", "baseline", "random"]
-    for name, ev in res.evaluations.items():
-        assert gains[name].tolist() == list(ev["gains"]["share_of_wins_found"])
-    assert gains["random"].tolist() == list(res.evaluations["boosted"]["gains"]["random"])
+
+
+def test_the_gains_table_puts_each_lists_curve_beside_random():
+    y = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+    good = pd.DataFrame({"score": np.linspace(1, 0, 10)})
+    evaluations = {"good": evaluate(_Fixed(), good, y, top_n=3),
+                   "flat": evaluate(_Fixed(), good.assign(score=0.5), y, top_n=3)}
+    gains = gains_table(evaluations)
+    assert list(gains.columns) == ["share_contacted", "good", "flat", "random"]
+    for name, ev in evaluations.items():
+        assert gains[name].tolist() == ev["gains"]["share_of_wins_found"].tolist()
+    assert gains["random"].tolist() == gains["share_contacted"].tolist()
+    assert gains["flat"].tolist() == pytest.approx(gains["random"].tolist())  # all tied: no better than chance
 
 
 def test_a_long_set_of_levels_is_cut_with_a_count():
