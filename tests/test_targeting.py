@@ -769,3 +769,28 @@ def test_enough_to_learn_at_its_minimums():
 
     assert _enough_to_learn(50, 10) and _enough_to_learn(50, 40) and not _enough_to_learn(49, 20)
     assert not _enough_to_learn(50, 9) and not _enough_to_learn(50, 41) and _enough_to_learn(60, 10)
+
+
+def test_the_list_without_the_boosted_model_or_a_crm_stage():
+    from funnel_lab.analysis.targeting import _refit
+
+    df = _planted(n=500, seed=6)
+    closed = df[df["status"] != "open"].reset_index(drop=True)
+    opened = df[df["status"] == "open"].drop(columns="crm_stage")
+    y = closed["won"].to_numpy(dtype=int)
+    model = fit_tree(closed[["x1", "cat"]], y, max_depth=3, seed=0)
+    # refitted on other rows: the same tuned tree, balanced, with the seed given
+    again = _refit(model, closed[["x1", "cat"]].iloc[:300], y[:300], seed=2)
+    by_hand = DecisionTreeClassifier(class_weight="balanced", random_state=2, **model.best_params)
+    by_hand.fit(again.pipeline.named_steps["prepare"].transform(closed[["x1", "cat"]].iloc[:300]), y[:300])
+    assert (again.tree.tree_.threshold == by_hand.tree_.threshold).all() and again.n_train == 300
+    assert again.best_params == model.best_params and again.search is model.search
+    rules = tree_rules(model, closed[["x1", "cat"]], y)
+    t = score_open(model, rules, opened)
+    assert t.columns.tolist()[:3] == ["opportunity_id", "probability", "rank"] and t["leaf"].dtype == "int64"
+    assert (t["probability"] == t["segment_win_rate"]).all() and (t["drivers"] == "").all()
+    assert t["stage"].isna().all()  # no CRM stage: empty, and no action to suggest
+    assert (t["next_action"] == "").all() and not t["action_helps"].any() and t["uplift"].isna().all()
+    assert t["probability"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match=r"score_open: no id column 'deal_id'"):
+        score_open(model, rules, opened, id_col="deal_id")
