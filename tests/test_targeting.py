@@ -794,3 +794,39 @@ def test_the_list_without_the_boosted_model_or_a_crm_stage():
     assert t["probability"].is_monotonic_decreasing
     with pytest.raises(ValueError, match=r"score_open: no id column 'deal_id'"):
         score_open(model, rules, opened, id_col="deal_id")
+
+
+def test_the_metrics_file_is_the_lists_measures_in_json_numbers():
+    from types import SimpleNamespace as NS
+
+    from funnel_lab.analysis.targeting import _json_number, _later_check_json
+
+    assert [_json_number(v) for v in (None, np.bool_(True), np.int64(3), np.float32(0.5), np.nan, np.inf)] == [
+        None, True, 3, 0.5, None, None]
+    keys = ("auc", "pr_auc", "lift_at_10pct", "lift_low", "lift_high", "precision_at_top_n", "brier")
+    ev = {name: {**{k: i + j / 10 for j, k in enumerate(keys)}, "distinct_top_n": 7, "base_rate": 0.25,
+                 "n_train": 300, "n_test": 100, "top_n": 20} for i, name in enumerate(("boosted", "tree", "baseline"))}
+    ev["boosted"]["brier"] = np.nan
+    boosted = NS(input_columns=["x1", "cat"], cv_auc={"mean": 0.8, "sd": np.float64(0.02)},
+                 best_params={"max_depth": np.int64(2), "n_iter": 40})
+    tree = NS(cv_auc={"mean": 0.7, "sd": 0.03}, best_params={"max_depth": 3}, features_used=lambda: ["x1"],
+              tree=NS(get_n_leaves=lambda: np.int64(6)), n_train=400)
+    m = targeting_metrics(ev, boosted, tree, top_n=25)
+    assert m == {"auc": 0.0, "lift_at_10pct": 0.2, "precision_at_top_n": 0.5, "features_used": ["x1", "cat"],
+                 "list": "boosted", "pr_auc": 0.1, "lift_low": 0.3, "lift_high": 0.4, "brier": None,
+                 "distinct_top_n": 7,
+                 **{f"tree_{k}": 1 + j / 10 for j, k in enumerate(keys)},
+                 **{f"baseline_{k}": 2 + j / 10 for j, k in enumerate(keys)},
+                 "base_rate": 0.25, "cv_auc": {"mean": 0.8, "sd": 0.02}, "best_params": {"max_depth": 2, "n_iter": 40},
+                 "tree_cv_auc": {"mean": 0.7, "sd": 0.03}, "tree_best_params": {"max_depth": 3},
+                 "tree_features_used": ["x1"], "leaves": 6, "n_train": 300, "n_test": 100, "n_fit": 400, "top_n": 25,
+                 "top_n_test": 20}
+    check = {"status": "ok", "cutoff": pd.Timestamp("2025-11-24 13:00"), "n_train": np.int64(471), "n_checked": 123,
+             "auc": 0.88, "tree_auc": 0.84, "baseline_auc": 0.83, "lift_at_10pct": 3.6, "lift_low": 2.5,
+             "lift_high": np.nan, "precision_at_top_n": 0.77, "top_n": 30, "base_rate": 0.25, "lists": {}}
+    assert _later_check_json(check) == {"status": "ok", "n_train": 471, "n_checked": 123, "auc": 0.88,
+                                        "tree_auc": 0.84, "baseline_auc": 0.83, "lift_at_10pct": 3.6, "lift_low": 2.5,
+                                        "lift_high": None, "precision_at_top_n": 0.77, "top_n": 30, "base_rate": 0.25,
+                                        "cutoff": "2025-11-24"}
+    assert _later_check_json({"status": "too_few_after", "n_train": 40, "n_checked": 3}) == {
+        "status": "too_few_after", "n_train": 40, "n_checked": 3}
