@@ -1,6 +1,6 @@
 """Benchmark: mutation testing of the analysis modules (mutmut 3) against the fast subset of their unit tests.
 
-    .venv/bin/python bench/mutants.py [--modules stages,funnel] [--workers 2] [--keep | --retest | --report]
+    .venv/bin/python bench/mutants.py [--modules stages,funnel] [--workers 2] [--keep | --retest | --resume | --report]
                                       [--diffs 30]
 
 The configuration is pyproject.toml's [tool.mutmut]: which files are mutated (the seven analysis modules) and the
@@ -9,10 +9,11 @@ params/ into mutants/, puts every function behind a trampoline, records which te
 runs each mutant against only those tests, in --workers forked processes (default 2: the machine's two cores;
 BLAS and OpenMP are held to one thread per worker). Every run starts from an empty mutants/ unless --keep (the
 chosen modules' mutants are tested again, the others' verdicts kept; with all modules, only the functions that
-changed) or --retest (only the chosen modules' mutants that survived last time: after new tests, minutes
-instead of hours); then the seconds are not a benchmark. --report only reads the verdicts already in mutants/
-(seconds 0). Slow: each mutant is a fresh pytest session of the tests that call its function (a stub pipeline
-or a small demo); funnel and monitoring, 2,334 mutants, took 26 min on 2 cores.
+changed), --retest (only the chosen modules' mutants that survived last time: after new tests, minutes
+instead of hours) or --resume (only those a stopped run left untested); then the seconds are not a benchmark.
+--report only reads the verdicts already in mutants/ (seconds 0). Slow: each mutant is a fresh pytest session of
+the tests that call its function (a stub pipeline or a small demo); funnel and monitoring, 2,334 mutants, took 26
+min on 2 cores.
 
 How a mutant counts, per module: killed = the tests failed (mutmut's "killed"), ran out of time ("timeout": the
 tests hang or crawl under the mutant) or crashed ("segfault": killed by a signal); survived = the tests passed, or
@@ -107,6 +108,8 @@ def main() -> None:
     ap.add_argument("--retest", action="store_true",
                     help="with mutants/ from the last run, test again only the modules' mutants that survived "
                          "(after new tests: minutes instead of hours)")
+    ap.add_argument("--resume", action="store_true",
+                    help="with mutants/ from a stopped run, test only the modules' mutants it left untested")
     ap.add_argument("--report", action="store_true", help="only read and print the results in mutants/")
     ap.add_argument("--diffs", type=int, default=0, metavar="N", help="print the diffs of the first N survivors")
     args = ap.parse_args()
@@ -117,18 +120,19 @@ def main() -> None:
 
     seconds = 0.0
     if not args.report:
-        if args.retest:
-            names = [key for m in modules for key, status in results(known[m]).items()
-                     if status in SURVIVED]
+        if args.retest or args.resume:
+            wanted = SURVIVED if args.retest else {"not checked"}
+            names = [key for m in modules for key, status in results(known[m]).items() if status in wanted]
         elif args.keep and set(modules) == set(known):
             names = []
         else:
             names = [f"funnel_lab.analysis.{m}.*" for m in modules]
-        if not (args.keep or args.retest) and MUTANTS.exists():
+        if not (args.keep or args.retest or args.resume) and MUTANTS.exists():
             shutil.rmtree(MUTANTS)
         MUTANTS.mkdir(exist_ok=True)
         log = MUTANTS / "bench-mutmut-run.log"
-        seconds, rc = run_mutmut(names, args.workers, log) if names or not args.retest else (0.0, 0)
+        seconds, rc = (run_mutmut(names, args.workers, log) if names or not (args.retest or args.resume)
+                       else (0.0, 0))
         if rc != 0:
             print(log.read_text(encoding="utf-8", errors="replace")[-4000:], file=sys.stderr)
             raise SystemExit(f"mutmut run failed (exit {rc}); its output: {log}")
