@@ -483,3 +483,35 @@ def test_the_forecast_without_a_history_uses_the_stage_model():
     assert r.total["p90"] == pytest.approx(f["p90"].sum()) and r.total["p50"] == pytest.approx(f["p50"].sum())
     assert r.total["p10"] == pytest.approx(f["p10"].sum())
     assert r.backtest.empty and r.timing is None and "forecast_timing.csv" not in r.outputs
+
+
+def test_the_backtests_forecast_is_the_open_deals_amount_times_their_chance_then():
+    """At each date: the timing model fitted on the snapshots whose horizon had passed by then (one exactly a span
+    before it included), its chances times the amounts of the deals open that day (one without an amount left
+    out), and a band around that sum as wide as the deals' own variance says."""
+    from funnel_lab.analysis.forecast import backtest
+    from funnel_lab.analysis.timing import fit_timing, pipeline_snapshots
+
+    opp, h, _ = _deals(8, n=600)
+    d, span = pd.Timestamp("2024-12-01"), pd.Timedelta(days=60)
+    open_then = opp.index[(opp["created_at"] <= d) & ~(opp["closed_at"] <= d)]
+    opp.loc[open_then[0], "amount"] = np.nan
+    dates = [pd.Timestamp("2024-08-01"), pd.Timestamp("2024-09-01"), d - span, d]
+    snaps = pipeline_snapshots(opp, h, ORDER, dates=dates, horizon_days=60)
+    bt = backtest(opp, h, ORDER, dates=[d], horizon_days=60, snapshots=snaps)
+    row = bt[(bt["as_of"] == "2024-12-01") & (bt["method"] == "funnel_lab")].iloc[0]
+    train = snaps[snaps["snapshot"] <= d - span]
+    assert set(train["snapshot"]) == {dates[0], dates[1], d - span}
+    pipe = snaps[snaps["snapshot"] == d]
+    p = fit_timing(train).predict(pipe)
+    counted = np.isfinite(p) & pipe["amount"].notna().to_numpy()
+    assert row["open_deals"] == len(pipe) == len(open_then) and row["forecast_deals"] == counted.sum() == len(pipe) - 1
+    a, p = pipe["amount"].to_numpy(float)[counted], p[counted]
+    assert row["forecast"] == pytest.approx((a * p).sum(), rel=1e-12)
+    # without the snapshot a span before, the chances (and so the forecast) differ: that snapshot was used
+    assert (a * fit_timing(snaps[snaps["snapshot"] < d - span]).predict(pipe)[counted]).sum() != pytest.approx(
+        row["forecast"], rel=1e-6)
+    sd = np.sqrt((a ** 2 * p * (1 - p)).sum())  # 2,000 draws: the p10/p90 of a sum of many independent deals
+    assert row["p10"] == pytest.approx((a * p).sum() - 1.2816 * sd, abs=0.15 * sd)
+    assert row["p90"] == pytest.approx((a * p).sum() + 1.2816 * sd, abs=0.15 * sd)
+    assert row["inside_band"] == (row["p10"] <= row["actual"] <= row["p90"])
