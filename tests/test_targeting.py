@@ -830,3 +830,51 @@ def test_the_metrics_file_is_the_lists_measures_in_json_numbers():
                                         "cutoff": "2025-11-24"}
     assert _later_check_json({"status": "too_few_after", "n_train": 40, "n_checked": 3}) == {
         "status": "too_few_after", "n_train": 40, "n_checked": 3}
+
+
+class _FixedUplift:
+    """An uplift 'model' whose uplifts are given (the column ``lift``), passed or not, with a threshold."""
+
+    def __init__(self, validated: bool, threshold: float, holdout: dict | None = None):
+        self.validated, self.threshold, self.holdout = validated, threshold, holdout or {}
+
+    def predict_uplift(self, X):
+        return pd.Series(X["lift"].to_numpy(dtype=float), index=X.index, name="uplift")
+
+
+def test_the_list_marks_the_deals_the_action_helps_at_or_above_the_threshold():
+    df = _planted(n=500, seed=6)
+    closed = df[df["status"] != "open"].reset_index(drop=True)
+    opened = df[df["status"] == "open"].reset_index(drop=True)
+    y = closed["won"].to_numpy(dtype=int)
+    model = fit_tree(closed[["x1", "cat"]], y, max_depth=3, seed=0)
+    rules = tree_rules(model, closed[["x1", "cat"]], y)
+    lift = np.linspace(-0.1, 0.2, len(opened)).round(4)
+    lift[3] = 0.05  # exactly at the threshold: marked
+    opened = opened.assign(lift=lift)
+    t = score_open(model, rules, opened, uplift=_FixedUplift(True, 0.05)).set_index("opportunity_id")
+    by_id = opened.set_index("opportunity_id")["lift"]
+    np.testing.assert_array_equal(t["uplift"], by_id.loc[t.index])
+    assert t["action_helps"].dtype == bool
+    assert t["action_helps"].to_dict() == (by_id >= 0.05).loc[t.index].to_dict()
+    assert t.loc[opened.at[3, "opportunity_id"], "action_helps"]
+    # a model that failed its held-out check gives each deal its uplift and marks none
+    failed = score_open(model, rules, opened, uplift=_FixedUplift(False, 0.05))
+    assert not failed["action_helps"].any() and failed["uplift"].notna().all()
+
+
+def test_the_uplift_block_of_the_metrics_file():
+    from funnel_lab.analysis.targeting import _uplift_json
+
+    check = {"status": "ok", "units": np.int64(400), "matched": 398, "control": "A", "treatment": "B"}
+    assert _uplift_json({"status": "too_few", "units": 60, "matched": np.float64(60.0)}, None, pd.DataFrame()) == {
+        "status": "too_few", "units": 60, "matched": 60.0}
+    holdout = {"n": 120, "qini_area": np.float64(np.nan),
+               "overall": {"treated": np.int64(60), "uplift": np.float64(0.05), "low": np.float64(np.nan)},
+               "top_tenth": {"treated": 6, "uplift": np.float64(0.3), "threshold": np.float64(np.inf)}}
+    targets = pd.DataFrame({"action_helps": [True, False, True, True]})
+    out = _uplift_json(check, _FixedUplift(True, 0.1, holdout), targets)
+    assert out == {"status": "ok", "units": 400, "matched": 398, "control": "A", "treatment": "B", "validated": True,
+                   "holdout_units": 120, "qini_area": None, "overall": {"treated": 60, "uplift": 0.05, "low": None},
+                   "top_tenth": {"treated": 6, "uplift": 0.3, "threshold": None}, "marked": 3}
+    assert json.dumps(out, allow_nan=False) and type(out["marked"]) is int and type(out["units"]) is int
