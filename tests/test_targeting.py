@@ -878,3 +878,76 @@ def test_the_uplift_block_of_the_metrics_file():
                    "holdout_units": 120, "qini_area": None, "overall": {"treated": 60, "uplift": 0.05, "low": None},
                    "top_tenth": {"treated": 6, "uplift": 0.3, "threshold": None}, "marked": 3}
     assert json.dumps(out, allow_nan=False) and type(out["marked"]) is int and type(out["units"]) is int
+
+
+def _auc_either_way(y, score) -> float:
+    a = roc_auc_score(y, score)
+    return max(a, 1 - a)
+
+
+def test_a_numbers_auc_alone_ranks_its_gaps_at_the_stronger_end():
+    from funnel_lab.analysis.targeting import _numeric_auc_alone
+
+    rng = np.random.default_rng(8)
+    n = 300
+    y = (rng.random(n) < 0.4).astype(int)
+    values = rng.integers(0, 11, n).astype(float) + 2 * y  # a weak signal over 0..12
+    # no gap: the value's own AUC, turned round when it ranks the wrong way
+    assert _numeric_auc_alone(y, values) == pytest.approx(roc_auc_score(y, values), abs=1e-12)
+    assert _numeric_auc_alone(y, -values) == pytest.approx(roc_auc_score(y, values), abs=1e-12)
+    assert np.isnan(_numeric_auc_alone(np.zeros(n, dtype=int), values))  # one outcome: nothing to rank
+    assert np.isnan(_numeric_auc_alone(y, np.full(n, np.nan)))
+    lo, hi = values.min(), values.max()
+    for gaps in (y == 1, y == 0, rng.random(n) < 0.2):  # missing for wins, for losses, at random
+        v = np.where(gaps & (rng.random(n) < 0.7), np.nan, values)
+        bottom, top = np.where(np.isnan(v), lo - 0.5, v), np.where(np.isnan(v), hi + 0.5, v)
+        expected = max(_auc_either_way(y, bottom), _auc_either_way(y, top))
+        assert _numeric_auc_alone(y, v) == pytest.approx(expected, abs=1e-12)
+        assert _numeric_auc_alone(y, -v) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_text_columns_auc_alone_is_out_of_fold():
+    from funnel_lab.analysis.targeting import _level_auc_alone
+
+    rng = np.random.default_rng(9)
+    n = 240
+    levels = pd.Series(rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]))
+    y = (rng.random(n) < levels.map({"a": 0.1, "b": 0.45, "c": 0.6, "d": 0.9})).astype(int).to_numpy()
+    levels.iloc[:3] = ["only1", "only2", "only3"]  # seen in one fold only: average there
+    for seed, y_ in ((0, y), (4, y), (0, np.r_[np.ones(3, dtype=int), np.zeros(n - 3, dtype=int)])):
+        k = min(5, int(np.bincount(y_).min()))
+        oof = np.empty(n)
+        for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), y_):
+            rate = {lv: y_[train][levels.iloc[train].to_numpy() == lv].mean() for lv in set(levels.iloc[train])}
+            oof[test] = [rate.get(lv, y_[train].mean()) for lv in levels.iloc[test]]
+        assert _level_auc_alone(y_, levels, seed) == pytest.approx(_auc_either_way(y_, oof), abs=1e-12)
+    assert np.isnan(_level_auc_alone(np.r_[1, np.zeros(n - 1, dtype=int)], levels, 0))  # one win: no two folds
+
+
+def test_pure_levels_by_the_wilson_interval_of_levels_big_enough():
+    from funnel_lab.analysis.targeting import _pure_levels
+
+    # (level, rows, wins): "w20" pure at exactly the minimum of 20 rows, "w19" as pure but below it; "nearly" 90%
+    # won, its interval reaching below the purity asked
+    spec = [("won", 120, 120), ("lost", 150, 0), ("w20", 20, 20), ("w19", 19, 19), ("mixed", 50, 25),
+            ("nearly", 40, 36), ("lost2", 30, 0)]
+    levels = pd.Series([lv for lv, n, _ in spec for _ in range(n)])
+    y = np.concatenate([np.r_[np.ones(w, dtype=int), np.zeros(n - w, dtype=int)] for _, n, w in spec])
+
+    def by_hand(purity: float, min_rows: int) -> tuple[list, list]:
+        won, lost = [], []
+        for lv, n, w in spec:
+            low, high = proportion_confint(w, n, alpha=0.05, method="wilson")
+            won += [lv] * (n >= min_rows and low > purity)
+            lost += [lv] * (n >= min_rows and high < 1 - purity)
+        return sorted(won), sorted(lost)
+
+    assert by_hand(0.8, 20) == (["w20", "won"], ["lost", "lost2"])
+    assert _pure_levels(y, levels, 0.8) == (2, 2, "lost")  # the largest pure level named
+    assert by_hand(0.95, 20) == (["won"], ["lost"]) and _pure_levels(y, levels, 0.95) == (1, 1, "lost")
+    assert _pure_levels(y, levels, 0.999) == (0, 0, "")
+    assert _pure_levels(y[270:289], levels[270:289], 0.8) == (0, 0, "")  # "w20"'s first 19 rows: too few
+    # levels must also hold 1% of the rows: at 2,500 rows the minimum is 25 and "w20" is too small
+    pad = 2500 - len(y)
+    big_levels, big_y = pd.concat([levels, pd.Series(["pad"] * pad)], ignore_index=True), np.r_[y, np.arange(pad) % 2]
+    assert by_hand(0.8, 25) == (["won"], ["lost", "lost2"]) and _pure_levels(big_y, big_levels, 0.8) == (1, 2, "lost")
