@@ -749,6 +749,8 @@ def test_candidate_reasons_at_their_thresholds():
         "id_like": pd.array([f"b{i}" for i in range(90)] + [None] * 10, dtype="str"),      # 90 of 100: an id
         "fifty": pd.array([f"l{i % 50}" for i in range(n)], dtype="str"),                  # 50 levels: kept
         "fifty_one": pd.array([f"m{i % 51}" for i in range(n)], dtype="str"),              # 51: too many
+        "fifty_gaps": pd.array([f"g{i % 50}" for i in range(90)] + [None] * 10, dtype="str"),  # a gap is no level
+        "id_gaps": pd.array([f"c{i}" for i in range(89)] + [None] * 11, dtype="str"),   # 89 values: not an id
         "one_and_gaps": [1.0] * 50 + [np.nan] * 50,                                        # a value and gaps: two
         "gaps_only": [np.nan] * n,
         "when": pd.to_timedelta(rng.integers(0, 9, n), unit="D"),                          # no model reads it
@@ -756,9 +758,9 @@ def test_candidate_reasons_at_their_thresholds():
     })
     cols, left = candidate_features(df)
     reasons = left.set_index("column")["reason"].to_dict()
-    assert cols == ["fifty", "one_and_gaps", "x"]
+    assert cols == ["fifty", "fifty_gaps", "one_and_gaps", "x"]
     assert reasons == {"opportunity_id": "identifier", "won": "outcome", "almost_id": "high_cardinality",
-                       "id_like": "identifier",
+                       "id_like": "identifier", "id_gaps": "high_cardinality",
                        "fifty_one": "high_cardinality", "gaps_only": "constant", "when": "unsupported"}
     with pytest.raises(ValueError, match="targeting.features: unknown column 'y'"):
         candidate_features(df, features=["y"])
@@ -951,3 +953,29 @@ def test_pure_levels_by_the_wilson_interval_of_levels_big_enough():
     pad = 2500 - len(y)
     big_levels, big_y = pd.concat([levels, pd.Series(["pad"] * pad)], ignore_index=True), np.r_[y, np.arange(pad) % 2]
     assert by_hand(0.8, 25) == (["won"], ["lost", "lost2"]) and _pure_levels(big_y, big_levels, 0.8) == (1, 2, "lost")
+
+
+def test_the_leakage_scan_reads_flags_as_numbers_and_a_gap_as_a_level():
+    from funnel_lab.analysis.targeting import _level_auc_alone
+
+    rng = np.random.default_rng(12)
+    n = 400
+    y = (rng.random(n) < 0.4).astype(int)
+    flag = pd.array(rng.random(n) < np.where(y == 1, 0.7, 0.3), dtype="boolean")
+    # a text column missing on most wins: "(missing)" is a level, and a near-pure won one
+    text = np.where(rng.random(n) < 0.5, "p", "q").astype(object)
+    text[(y == 1) & (rng.random(n) < 0.8)] = None
+    frame = pd.DataFrame({"flag": flag, "text": pd.array(text, dtype="str")})
+    scan = leakage_scan(frame, y, ["flag", "text"], seed=3).set_index("column")
+    assert scan.loc["flag", "kind"] == "flag"
+    assert scan.loc["flag", "auc_alone"] == pytest.approx(_auc_either_way(y, flag.astype(float)), abs=1e-12)
+    levels = pd.Series(text).fillna("(missing)")
+    assert scan.loc["text", "auc_alone"] == pytest.approx(_level_auc_alone(y, levels, 3), abs=1e-12)
+    assert scan.loc["text", "auc_alone"] != pytest.approx(_level_auc_alone(y, levels, 0), abs=1e-9)
+    assert leakage_scan(frame, y, ["text"])["auc_alone"].iloc[0] == pytest.approx(_level_auc_alone(y, levels, 0))
+    missing = levels == "(missing)"
+    assert y[missing.to_numpy()].mean() == 1.0
+    assert scan.loc["text", "won_levels"] == 1 and scan.loc["text", "example_level"] == "(missing)"
+    assert scan.loc["flag", "example_level"] == "" and scan.loc["text", "missing_closed"] == pytest.approx(missing.mean())
+    with pytest.raises(ValueError, match=r"^leakage_scan: y has 399 values for 400 rows$"):
+        leakage_scan(frame, y[:-1], ["flag"])
