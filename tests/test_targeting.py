@@ -16,7 +16,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import funnel_lab
 from conftest import ROOT
-from funnel_lab.analysis.boosting import fit_boosted
+from funnel_lab.analysis.boosting import DRIVER_WORDS, fit_boosted
 from funnel_lab.analysis.targeting import (TARGET_COLUMNS, candidate_features, evaluate, evaluate_lists, fit_baseline,
                                            fit_tree, gains_table, leaf_of, leakage_scan, list_comparison,
                                            predict_probability, run_targeting, score_open, targeting_metrics,
@@ -979,3 +979,89 @@ def test_the_leakage_scan_reads_flags_as_numbers_and_a_gap_as_a_level():
     assert scan.loc["flag", "example_level"] == "" and scan.loc["text", "missing_closed"] == pytest.approx(missing.mean())
     with pytest.raises(ValueError, match=r"^leakage_scan: y has 399 values for 400 rows$"):
         leakage_scan(frame, y[:-1], ["flag"])
+
+
+class _Stop(Exception):
+    pass
+
+
+def _spy(monkeypatch, module, name: str, calls: dict, *, then=None):
+    """Record each call of ``module.name`` in ``calls[name]``; then call the original (or ``then``)."""
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.setdefault(name, []).append((args, kwargs))
+        return (then or original)(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+
+
+def test_the_run_hands_its_settings_to_every_step(monkeypatch):
+    """run_targeting's own work is the wiring: each step gets the seed, depth, list size, words, rows and models the
+    run was given or made (recorded here around the real steps)."""
+    import funnel_lab.analysis.targeting as tg
+
+    df = _with_close_dates(_planted(n=300, seed=4)).drop(columns="p_true")
+    df["lift"] = np.linspace(-0.2, 0.2, len(df))
+    holdout = {"n": 10, "qini_area": 0.0, "overall": {}, "top_tenth": {}}
+    calls: dict = {}
+    for name in ("candidate_features", "leakage_scan", "train_test_split", "fit_tree", "fit_baseline",
+                 "refit_boosted", "_refit", "tree_rules", "score_open", "time_ordered_check"):
+        _spy(monkeypatch, tg, name, calls)
+    # the boosted trees at depth 2, without their depth search (seconds): the depth given is still recorded
+    _spy(monkeypatch, tg, "fit_boosted", calls, then=lambda X, y, **k: fit_boosted(X, y, **{**k, "max_depth": 2}))
+    _spy(monkeypatch, tg, "_uplift", calls, then=lambda *a, **k: (_FixedUplift(True, 0.1, holdout), {"status": "ok"}))
+    rule_words, driver_words, experiment = dict(tg.RULE_WORDS), dict(DRIVER_WORDS), pd.DataFrame({"unit_id": ["u"]})
+    res = run_targeting(df, features=["x1", "cat", "noise_num"], exclude=["noise_num"], drop_columns=["noise_cat"],
+                        max_depth=2, top_n=15, seed=3, test_share=0.3, rule_words=rule_words,
+                        driver_words=driver_words, experiment=experiment, control="A", treatment="B",
+                        next_actions={"decision": "call"})
+
+    def kw(name, i=0):
+        return calls[name][i][1]
+
+    assert kw("candidate_features") == {"outcome": "won", "features": ["x1", "cat", "noise_num"],
+                                        "exclude": ["noise_num"], "drop_columns": ["noise_cat"]}
+    opened = df[df["status"] == "open"]
+    assert kw("leakage_scan")["seed"] == 3
+    assert kw("leakage_scan")["open_frame"]["opportunity_id"].tolist() == opened["opportunity_id"].tolist()
+    assert (kw("train_test_split")["test_size"], kw("train_test_split")["random_state"]) == (0.3, 3)
+    assert [kw("fit_boosted", i)["seed"] for i in range(2)] == [3, 3]  # the hold-out's and the time-ordered check's
+    assert "max_depth" not in kw("fit_boosted") and kw("fit_boosted", 1)["max_depth"] == 2  # the hold-out's depth
+    assert [(kw("fit_tree", i)["max_depth"], kw("fit_tree", i)["seed"]) for i in range(2)] == [(2, 3), (2, 3)]
+    assert [c[0][2] for c in calls["fit_baseline"]] == [3, 3]
+    assert kw("refit_boosted")["seed"] == 3 and kw("_refit")["seed"] == 3
+    assert kw("tree_rules")["words"] is rule_words
+    args, k = calls["_uplift"][0]
+    assert args[0] is experiment and args[2] == res.features and (k["control"], k["treatment"], k["seed"]) == (
+        "A", "B", 3)
+    s = kw("score_open")
+    assert s["driver_words"] is driver_words and s["boosted"] is res.boosted and s["next_actions"] == {"decision": "call"}
+    by_id = opened.set_index("opportunity_id")["lift"]
+    np.testing.assert_allclose(res.targets["uplift"], by_id.loc[res.targets["opportunity_id"]])
+    assert res.targets["action_helps"].sum() == (by_id >= 0.1).sum() == res.metrics["uplift"]["marked"]
+    t = kw("time_ordered_check")
+    assert (t["max_depth"], t["top_n"], t["seed"]) == (2, 15, 3)
+    assert res.metrics["top_n"] == 15 and res.metrics["n_test"] == int(np.ceil(0.3 * res.n_closed))
+
+
+def test_the_runs_defaults_and_refusals(monkeypatch):
+    import funnel_lab.analysis.targeting as tg
+
+    df = _planted(n=300, seed=4).drop(columns="p_true")
+    calls: dict = {}
+    for name in ("fit_boosted", "fit_tree", "fit_baseline"):
+        _spy(monkeypatch, tg, name, calls, then=lambda *a, **k: None)
+    _spy(monkeypatch, tg, "evaluate_lists", calls, then=lambda *a, **k: (_ for _ in ()).throw(_Stop()))
+    with pytest.raises(_Stop):
+        run_targeting(df, features=["x1", "cat"])
+    assert calls["fit_tree"][0][1] == {"max_depth": 4, "seed": 0} and calls["fit_boosted"][0][1] == {"seed": 0}
+    assert calls["evaluate_lists"][0][1] == {"top_n": 200} and len(calls["evaluate_lists"][0][0][2]) == np.ceil(
+        0.25 * df["won"].notna().sum())
+    closed = df[df["status"] != "open"]
+    fifty = pd.concat([closed[closed["won"] == 1].iloc[:3], closed[closed["won"] == 0].iloc[:47]])
+    with pytest.raises(ValueError, match=r"^targeting: 3 won and 47 lost of 50 closed deals; at least 10 of each"):
+        run_targeting(fifty)
+    with pytest.raises(ValueError, match=r"^targeting: no usable column left after the candidate checks and the "
+                                         r"leakage guard \(see the candidates and leakage tables; `allow` keeps"):
+        run_targeting(df, features=["crm_stage"])
