@@ -976,7 +976,8 @@ def test_the_leakage_scan_reads_flags_as_numbers_and_a_gap_as_a_level():
     missing = levels == "(missing)"
     assert y[missing.to_numpy()].mean() == 1.0
     assert scan.loc["text", "won_levels"] == 1 and scan.loc["text", "example_level"] == "(missing)"
-    assert scan.loc["flag", "example_level"] == "" and scan.loc["text", "missing_closed"] == pytest.approx(missing.mean())
+    assert scan.loc["flag", "example_level"] == ""
+    assert scan.loc["text", "missing_closed"] == pytest.approx(missing.mean())
     with pytest.raises(ValueError, match=r"^leakage_scan: y has 399 values for 400 rows$"):
         leakage_scan(frame, y[:-1], ["flag"])
 
@@ -1036,7 +1037,8 @@ def test_the_run_hands_its_settings_to_every_step(monkeypatch):
     assert args[0] is experiment and args[2] == res.features and (k["control"], k["treatment"], k["seed"]) == (
         "A", "B", 3)
     s = kw("score_open")
-    assert s["driver_words"] is driver_words and s["boosted"] is res.boosted and s["next_actions"] == {"decision": "call"}
+    assert s["driver_words"] is driver_words and s["boosted"] is res.boosted
+    assert s["next_actions"] == {"decision": "call"}
     by_id = opened.set_index("opportunity_id")["lift"]
     np.testing.assert_allclose(res.targets["uplift"], by_id.loc[res.targets["opportunity_id"]])
     assert res.targets["action_helps"].sum() == (by_id >= 0.1).sum() == res.metrics["uplift"]["marked"]
@@ -1065,3 +1067,56 @@ def test_the_runs_defaults_and_refusals(monkeypatch):
     with pytest.raises(ValueError, match=r"^targeting: no usable column left after the candidate checks and the "
                                          r"leakage guard \(see the candidates and leakage tables; `allow` keeps"):
         run_targeting(df, features=["crm_stage"])
+
+
+def test_the_time_ordered_check_at_its_minimums_with_given_scores(monkeypatch):
+    """The cut-off, the counts and each list's measures on the deals open then, with models whose scores are given
+    (recorded instead of fitted): 70 closed by the cut-off, exactly 30 since (the minimum), one of them won."""
+    import funnel_lab.analysis.targeting as tg
+
+    rng = np.random.default_rng(13)
+    n = 100
+    y = np.r_[(np.arange(70) % 3 == 0).astype(int), np.eye(30, dtype=int)[4]]
+    closed = pd.DataFrame({"closed_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(np.arange(n), unit="D"),
+                           "created_at": pd.Timestamp("2024-06-01"), "score": rng.random(n), "x1": rng.random(n)})
+    closed = closed.iloc[rng.permutation(n)].reset_index(drop=True)  # the cut-off is found, not read off the order
+    y = y[closed["closed_at"].sub(pd.Timestamp("2025-01-01")).dt.days.to_numpy()]
+    calls: dict = {}
+    def fitted(X, y, *a, **k):  # given scores, and the rows they were "trained" on
+        model = _Fixed()
+        model.n_train = len(X)
+        return model
+
+    for name in ("fit_boosted", "fit_tree", "fit_baseline"):
+        _spy(monkeypatch, tg, name, calls, then=fitted)
+    check = time_ordered_check(closed, y, ["score", "x1"])
+    assert check["status"] == "ok" and check["cutoff"] == pd.Timestamp("2025-01-01") + pd.Timedelta(days=69)
+    assert (check["n_train"], check["n_checked"], check["wins_checked"]) == (70, 30, 1)
+    later = (closed["closed_at"] > check["cutoff"]).to_numpy()
+    by_hand = evaluate(_Fixed(), closed.loc[later, ["score", "x1"]].reset_index(drop=True), y[later], top_n=200)
+    assert set(check["lists"]) == {"boosted", "tree", "baseline"}
+    for name in ("boosted", "tree", "baseline"):
+        assert check["lists"][name]["auc"] == pytest.approx(by_hand["auc"]) == pytest.approx(
+            roc_auc_score(y[later], closed.loc[later, "score"]))
+        assert check["lists"][name]["top_n"] == by_hand["top_n"]
+    assert check["tree_auc"] == check["baseline_auc"] == check["auc"] == by_hand["auc"]
+    assert check["lift_at_10pct"] == by_hand["lift_at_10pct"]
+    # the defaults reach the fits; the training rows are the 70 earlier deals, in their own order
+    (Xb, yb), kb = calls["fit_boosted"][0][0], calls["fit_boosted"][0][1]
+    assert kb == {"seed": 0, "max_depth": None} and calls["fit_tree"][0][1] == {"max_depth": 4, "seed": 0}
+    assert calls["fit_baseline"][0][0][2] == 0 and list(Xb.columns) == ["score", "x1"] and Xb.index.tolist() == list(
+        range(70))
+    np.testing.assert_array_equal(Xb["score"], closed.loc[~later, "score"])
+    np.testing.assert_array_equal(yb, y[~later])
+    time_ordered_check(closed, y, ["score"], max_depth=2, top_n=7, seed=5, boosted_depth=3)
+    assert calls["fit_boosted"][1][1] == {"seed": 5, "max_depth": 3} and calls["fit_tree"][1][1] == {"max_depth": 2,
+                                                                                                       "seed": 5}
+    assert calls["fit_baseline"][1][0][2] == 5
+    # one deal fewer since the cut-off, or none of them won: too few to check
+    assert time_ordered_check(closed, y, ["score"], train_share=0.71)["status"] == "too_few_after"
+    assert time_ordered_check(closed, np.where(later, 0, y), ["score"])["status"] == "too_few_after"
+    # deals created after the cut-off were not in the pipeline then
+    new = later & (closed["score"] > 0.5).to_numpy()
+    late = closed.assign(created_at=np.where(new, closed["closed_at"], closed["created_at"]))
+    out = time_ordered_check(late, y, ["score"])
+    assert out["n_checked"] == (later & ~new).sum() and out["status"] == "too_few_after"
