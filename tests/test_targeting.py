@@ -1120,3 +1120,45 @@ def test_the_time_ordered_check_at_its_minimums_with_given_scores(monkeypatch):
     late = closed.assign(created_at=np.where(new, closed["closed_at"], closed["created_at"]))
     out = time_ordered_check(late, y, ["score"])
     assert out["n_checked"] == (later & ~new).sum() and out["status"] == "too_few_after"
+
+
+def test_evaluate_on_test_sets_without_wins_or_losses_and_scores_outside_0_1():
+    score = np.array([1.4, 0.9, 0.7, 0.2, -0.3])
+    X = pd.DataFrame({"score": score})
+    # no win: no base rate to lift, no precision-recall, no gains; the Brier score of the clipped scores
+    none = evaluate(_Fixed(), X, np.zeros(5, dtype=int), top_n=2)
+    assert none["base_rate"] == 0 and none["precision_at_top_n"] == 0 and none["top10_wins"] == 0
+    for key in ("lift_at_10pct", "lift_low", "lift_high", "pr_auc", "auc"):
+        assert np.isnan(none[key]), key
+    assert none["gains"]["share_of_wins_found"].isna().all() and len(none["gains"]) == 101
+    assert none["brier"] == pytest.approx(brier_score_loss(np.zeros(5), np.clip(score, 0, 1)))
+    # every row a win: precision-recall says nothing either; the top tenth of five rows is one row
+    every = evaluate(_Fixed(), X, np.ones(5, dtype=int), top_n=2)
+    assert np.isnan(every["pr_auc"]) and every["lift_at_10pct"] == 1 and (every["top10_n"], every["top10_wins"]) == (
+        1, 1)
+    low, high = proportion_confint(1, 1, method="wilson")
+    assert (every["lift_low"], every["lift_high"]) == pytest.approx((low, high))
+    assert every["brier"] == pytest.approx(brier_score_loss(np.ones(5), np.clip(score, 0, 1)))
+    assert every["gains"]["share_contacted"].tolist() == [i / 100 for i in range(101)]
+    one = evaluate(_Fixed(), X, np.array([0, 0, 1, 0, 0]), top_n=2)
+    assert one["pr_auc"] == pytest.approx(average_precision_score([0, 0, 1, 0, 0], score))
+    assert one["precision_at_top_n"] == 0 and one["lift_at_10pct"] == 0
+
+
+def test_the_leaf_of_each_row_keeps_its_index_and_the_open_rows_follow_the_status():
+    from funnel_lab.analysis.targeting import _open_rows
+
+    df = _planted(n=300, seed=7)
+    closed = df[df["status"] != "open"]
+    model = fit_tree(closed[["x1", "cat"]], closed["won"].to_numpy(dtype=int), max_depth=2, seed=0)
+    rows = closed.iloc[10:20].set_axis([f"r{i}" for i in range(10)])
+    leaf = leaf_of(model, rows)
+    assert leaf.name == "leaf" and leaf.dtype == "int64" and leaf.index.tolist() == rows.index.tolist()
+    np.testing.assert_array_equal(leaf, model.tree.apply(model.pipeline[:-1].transform(rows[["x1", "cat"]])))
+    empty = leaf_of(model, rows.iloc[:0])
+    assert empty.name == "leaf" and empty.dtype == "int64" and len(empty) == 0
+    assert empty.index.dtype == rows.index.dtype == "str"  # the rows' (empty) index, not a new range
+    # a deal marked won without the won flag filled is closed all the same: the status decides what is open
+    odd = df.assign(won=df["won"].mask(df["status"] == "won", pd.NA))
+    open_ids = df.loc[df["status"] == "open", "opportunity_id"].tolist()
+    assert _open_rows(odd, "won")["opportunity_id"].tolist() == open_ids
