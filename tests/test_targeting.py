@@ -1162,3 +1162,62 @@ def test_the_leaf_of_each_row_keeps_its_index_and_the_open_rows_follow_the_statu
     odd = df.assign(won=df["won"].mask(df["status"] == "won", pd.NA))
     open_ids = df.loc[df["status"] == "open", "opportunity_id"].tolist()
     assert _open_rows(odd, "won")["opportunity_id"].tolist() == open_ids
+
+
+def test_each_kind_of_split_reads_as_its_rule():
+    """_rule_text on hand-built paths through a hand-built encoding: every kind of split (a level, pooled rare
+    levels, a missing indicator, a number, a whole number, a yes/no flag) and how they combine on one path."""
+    from types import SimpleNamespace as NS
+
+    from funnel_lab.analysis.targeting import RULE_WORDS, _rule_text
+
+    enc = pd.DataFrame([("src", "level", "Web"), ("src", "level", "Event"), ("src", "level", "(missing)"),
+                        ("src", "rare", ("Fair", "Expo", "Print")), ("visits", "number", None),
+                        ("visits", "missing", None), ("demo", "flag", None), ("meetings", "number", None)],
+                       columns=["column", "kind", "level"])
+    model = NS(encoded=enc, integer_columns=["meetings"])
+    W, L, R = RULE_WORDS, False, True  # L: the "no" branch (value <= threshold), R: the "yes" branch
+
+    def rule(*path, medians=None, words=W):
+        return _rule_text(model, [(f, side, thr) for f, side, thr in path], medians or {}, words)
+
+    assert rule() == "(all)"
+    # text columns
+    assert rule((0, R, .5)) == "src = Web" and rule((0, L, .5), (1, R, .5)) == "src = Event"
+    assert rule((2, R, .5)) == "src is missing"
+    assert rule((0, L, .5)) == "src ≠ Web" and rule((0, L, .5), (0, L, .5)) == "src ≠ Web"
+    assert rule((0, L, .5), (1, L, .5)) == "src not in {Web, Event}"
+    assert rule((0, L, .5), (2, L, .5)) == "src ≠ Web and src is known"
+    assert rule((2, L, .5)) == "src is known"
+    assert rule((3, R, .5)) == "src in {Fair, Expo, Print}"
+    assert rule((3, L, .5)) == "src not in {Fair, Expo, Print}"
+    assert rule((0, L, .5), (3, L, .5), (1, L, .5)) == "src not in {Web, Event, Fair, Expo, Print}"
+    assert rule((3, L, .5), (3, L, .5)) == "src not in {Fair, Expo, Print}"
+    # numbers: the tightest bounds on the path, and what a missing value (imputed with the median) does
+    assert rule((4, R, 2.5), (4, R, 3.5), (4, L, 8.5), (4, L, 9.5)) == "3.5 < visits <= 8.5"
+    assert rule((4, R, 3.5), (4, R, 2.5)) == "visits > 3.5" and rule((4, L, 8.5), (4, L, 9.5)) == "visits <= 8.5"
+    assert rule((4, R, 2.5), medians={"visits": 5.0}) == "visits > 2.5 (or missing)"
+    assert rule((4, R, 2.5), medians={"visits": 2.5}) == "visits > 2.5"  # the median itself goes left
+    assert rule((4, L, 2.5), medians={"visits": 2.5}) == "visits <= 2.5 (or missing)"
+    assert rule((4, R, 1.5), (4, L, 2.5), medians={"visits": 2.0}) == "1.5 < visits <= 2.5 (or missing)"
+    assert rule((4, R, 1.5), (4, L, 2.5), medians={"visits": 3.0}) == "1.5 < visits <= 2.5"
+    assert rule((5, L, .5), (4, R, 2.5), medians={"visits": 5.0}) == "visits > 2.5 and visits is known"
+    assert rule((5, R, .5), (4, R, 2.5)) == "visits is missing" and rule((5, L, .5)) == "visits is known"
+    # whole numbers, and the sliver between two of them that only imputed values fall in
+    assert rule((7, R, 1.5), (7, L, 4.5)) == "2 <= meetings <= 4" and rule((7, R, 2.5), (7, L, 3.5)) == "meetings = 3"
+    assert rule((7, R, 1.5)) == "meetings >= 2" and rule((7, L, 1.5)) == "meetings <= 1"
+    assert rule((7, R, 4.25), (7, L, 4.75), medians={"meetings": 4.5}) == "meetings is missing"
+    assert rule((7, R, 4.25), (7, L, 4.75), medians={"meetings": 4.9}) == "meetings is known"
+    assert rule((7, R, 4.25), (7, L, 4.75)) == "meetings is known"
+    # flags
+    assert rule((6, R, .5)) == "demo = yes" and rule((6, L, .5)) == "demo = no"
+    # columns in the order the path first asks about them, in the words given
+    assert rule((4, R, 2.5), (0, R, .5), (4, L, 9.0), (6, L, .5)) == "2.5 < visits <= 9 and src = Web and demo = no"
+    zh = {**W, "and": "且", "all": "（全部）", "in": "属于", "not_in": "不属于", "known": "已知", "missing": "缺失",
+          "yes": "是", "no": "否", "or_missing": "（或缺失）"}
+    assert rule(words=zh) == "（全部）"
+    assert rule((0, L, .5), (1, L, .5), (2, L, .5), words=zh) == "src 不属于 {Web, Event} 且 src 已知"
+    assert rule((3, R, .5), (6, R, .5), words=zh) == "src 属于 {Fair, Expo, Print} 且 demo = 是"
+    assert rule((2, R, .5), (5, R, .5), (4, L, 3.5), medians={"visits": 1.0}, words=zh) == "src 缺失 且 visits 缺失"
+    assert rule((4, L, 3.5), medians={"visits": 1.0}, words=zh) == "visits <= 3.5 （或缺失）"
+    assert rule((5, L, .5), (4, L, 3.5), words=zh) == "visits <= 3.5 且 visits 已知"
