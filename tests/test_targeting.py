@@ -1221,3 +1221,24 @@ def test_each_kind_of_split_reads_as_its_rule():
     assert rule((2, R, .5), (5, R, .5), (4, L, 3.5), medians={"visits": 1.0}, words=zh) == "src 缺失 且 visits 缺失"
     assert rule((4, L, 3.5), medians={"visits": 1.0}, words=zh) == "visits <= 3.5 （或缺失）"
     assert rule((5, L, .5), (4, L, 3.5), words=zh) == "visits <= 3.5 且 visits 已知"
+
+
+def test_the_uplift_is_fitted_when_half_the_units_are_deals(monkeypatch):
+    import funnel_lab.analysis.targeting as tg
+
+    df = _planted(n=800, seed=2)
+    calls: dict = {}
+    _spy(monkeypatch, tg, "fit_uplift", calls, then=lambda *a, **k: "fitted")
+    units = pd.DataFrame({"unit_id": df["opportunity_id"], "variant": np.where(np.arange(800) % 2, "B", "A"),
+                          "converted": (np.arange(800) % 4 < 2).astype(int)})
+    # 800 deals and 800 visitors: exactly half the units are deals, enough to model
+    half = pd.concat([units, units.assign(unit_id=[f"v{i}" for i in range(800)])], ignore_index=True)
+    model, check = tg._uplift(half, df, ["x1", "cat"], control="A", treatment="B", seed=6)
+    assert model == "fitted" and check == {"status": "ok", "units": 1600, "matched": 800, "no_outcome": 0,
+                                           "other_variants": 0, "control": "A", "treatment": "B"}
+    (frame, features), kw = calls["fit_uplift"][0]
+    assert features == ["x1", "cat"] and kw == {"seed": 6} and len(frame) == 800
+    assert frame["treated"].sum() == 400 and frame["converted"].sum() == 400
+    assert tg._uplift(half.iloc[1:], df, ["x1"], control="A", treatment="B", seed=0)[1]["status"] == "not_deals"
+    # an experiment without a control arm named is not modelled
+    assert tg._uplift(units, df, ["x1"], control=None, treatment="B", seed=0) == (None, {"status": "no_experiment"})
