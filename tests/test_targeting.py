@@ -1242,3 +1242,34 @@ def test_the_uplift_is_fitted_when_half_the_units_are_deals(monkeypatch):
     assert tg._uplift(half.iloc[1:], df, ["x1"], control="A", treatment="B", seed=0)[1]["status"] == "not_deals"
     # an experiment without a control arm named is not modelled
     assert tg._uplift(units, df, ["x1"], control=None, treatment="B", seed=0) == (None, {"status": "no_experiment"})
+
+
+def test_tuning_on_a_sample_at_and_above_tuning_rows_small(monkeypatch):
+    """test_tuning_on_a_sample_above_tuning_rows on 400 deals, fast enough for `make mutants`; at exactly
+    TUNING_ROWS rows every row is searched."""
+    import funnel_lab.analysis.targeting as tg
+
+    closed = _planted(n=480, seed=9).query("status != 'open'").iloc[:400].reset_index(drop=True)
+    X, y = closed[["x1", "cat"]], closed["won"].to_numpy(dtype=int)
+    monkeypatch.setattr(tg, "TUNING_ROWS", 200)
+    model = fit_tree(X, y, max_depth=2, seed=4)
+    keep = np.sort(train_test_split(np.arange(len(X)), train_size=200, stratify=y, random_state=4)[0])
+    sample = X.iloc[keep].reset_index(drop=True)
+    gs = GridSearchCV(tg._pipeline(sample, DecisionTreeClassifier(class_weight="balanced", random_state=4)),
+                      {"tree__max_depth": [2], "tree__min_samples_leaf": [5, 10], "tree__ccp_alpha": [0.0, 1e-4, 1e-3]},
+                      scoring="roc_auc", cv=StratifiedKFold(5, shuffle=True, random_state=4)).fit(sample, y[keep])
+    assert sorted(model.search["min_samples_leaf"].unique()) == [5, 10]  # 1%, 2%, 5% of 200 rows, at least 5
+    np.testing.assert_allclose(model.search["mean_auc"], gs.cv_results_["mean_test_score"], atol=1e-12)
+    assert model.best_params["min_samples_leaf"] == max(5, round(2 * gs.best_params_["tree__min_samples_leaf"]))
+    assert model.tree.tree_.n_node_samples[0] == 400 and model.n_train == 400
+    at = fit_tree(X.iloc[:200], y[:200], seed=1)  # exactly TUNING_ROWS: no sample; the default depths 2-4
+    assert sorted(at.search["max_depth"].unique()) == [2, 3, 4] and at.tree.tree_.n_node_samples[0] == 200
+    assert at.best_params["min_samples_leaf"] == at.search.loc[at.search["rank"] == 1, "min_samples_leaf"].iloc[0]
+    # two rows of the rarer outcome are enough for two folds; one is not
+    two = np.r_[1, 1, np.zeros(38, dtype=int)]
+    assert fit_tree(X.iloc[:40], two, max_depth=2).n_train == 40
+    with pytest.raises(ValueError, match=r"^fit_tree: need at least 2 rows of each outcome for cross-validation; "
+                                         r"got 1 wins and 39 losses$"):
+        fit_tree(X.iloc[:40], two * np.r_[0, np.ones(39, dtype=int)], max_depth=2)
+    with pytest.raises(ValueError, match=r"^fit_tree: y has 39 values for 40 rows$"):
+        fit_tree(X.iloc[:40], two[:39])
