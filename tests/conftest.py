@@ -21,7 +21,7 @@ FUNNEL_LAB = [sys.executable, "-m", "funnel_lab.cli"]
 collect_ignore_glob = ["fixtures/*"]
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     """Under `make mutants`, run a mutant's tests fastest first (mutmut stops at the first failure, so most mutants
     are killed by their cheapest test); a module's tests stay together so that its fixtures are built once."""
     stats = Path("mutmut-stats.json")  # mutmut runs the tests from mutants/, beside its stats

@@ -479,7 +479,9 @@ def _stub(opportunities: pd.DataFrame, **regression):
 
 
 def test_the_regression_analysis_against_statsmodels(synthetic):
-    from funnel_lab.analysis.regression import analyse_regression, calibration_by_decile, holdout_auc, vif_table
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+    from funnel_lab.analysis.regression import analyse_regression
 
     opp = synthetic.assign(opportunity_id=[f"d{i}" for i in range(len(synthetic))],
                            status=np.where(synthetic["won"] == 1, "won", "lost"), unused=1.0)
@@ -492,8 +494,20 @@ def test_the_regression_analysis_against_statsmodels(synthetic):
     np.testing.assert_allclose(s["odds_ratio"], np.exp(ref.params), rtol=1e-8)
     np.testing.assert_allclose(s["p_value"], ref.pvalues, rtol=1e-6)
     assert "unused" not in r.frame.data.columns and r.frame.n == len(synthetic)
-    pd.testing.assert_frame_equal(r.calibration, calibration_by_decile(ref.model.endog, ref.predict()))
-    pd.testing.assert_frame_equal(r.vif, vif_table(synthetic, FORMULA))
+    # the calibration by decile of the fitted chances (rank r of n in decile 10 r // n + 1), counted here
+    fitted = np.asarray(ref.predict())
+    decile = np.empty(len(fitted), dtype="int64")
+    decile[np.argsort(fitted, kind="stable")] = np.arange(len(fitted)) * 10 // len(fitted) + 1
+    by_decile = pd.DataFrame({"d": decile, "p": fitted, "y": ref.model.endog}).groupby("d")
+    cal = r.calibration.set_index("decile")
+    assert cal.index.tolist() == list(range(1, 11)) and cal["n"].tolist() == by_decile.size().tolist()
+    np.testing.assert_allclose(cal["events"], by_decile["y"].sum(), rtol=1e-12)
+    np.testing.assert_allclose(cal["mean_predicted"], by_decile["p"].mean(), rtol=1e-12)
+    np.testing.assert_allclose(cal["observed_rate"], by_decile["y"].mean(), rtol=1e-12)
+    # the VIFs: statsmodels' on the design it fitted, the intercept left out
+    exog = ref.model.exog
+    np.testing.assert_allclose(r.vif["vif"], [variance_inflation_factor(exog, j) for j in range(1, exog.shape[1])],
+                               rtol=1e-9)
     # the hold-out AUC and the drivers from statsmodels and scikit-learn directly, not from the package's helpers
     train, test = train_test_split(np.arange(len(plain)), test_size=0.3, stratify=plain["won"], random_state=0)
     held = smf.logit(FORMULA, data=plain.iloc[train]).fit(disp=0)

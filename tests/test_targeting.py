@@ -887,6 +887,16 @@ def _auc_either_way(y, score) -> float:
     return max(a, 1 - a)
 
 
+def _out_of_fold_level_auc(y, levels: pd.Series, seed: int) -> float:
+    """max(AUC, 1 - AUC) of each row's level win rate in the other folds (the training folds' rate when unseen)."""
+    oof = np.empty(len(y))
+    k = min(5, int(np.bincount(y).min()))
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        rate = {lv: y[train][levels.iloc[train].to_numpy() == lv].mean() for lv in set(levels.iloc[train])}
+        oof[test] = [rate.get(lv, y[train].mean()) for lv in levels.iloc[test]]
+    return _auc_either_way(y, oof)
+
+
 def test_a_numbers_auc_alone_ranks_its_gaps_at_the_stronger_end():
     from funnel_lab.analysis.targeting import _numeric_auc_alone
 
@@ -917,12 +927,7 @@ def test_a_text_columns_auc_alone_is_out_of_fold():
     y = (rng.random(n) < levels.map({"a": 0.1, "b": 0.45, "c": 0.6, "d": 0.9})).astype(int).to_numpy()
     levels.iloc[:3] = ["only1", "only2", "only3"]  # seen in one fold only: average there
     for seed, y_ in ((0, y), (4, y), (0, np.r_[np.ones(3, dtype=int), np.zeros(n - 3, dtype=int)])):
-        k = min(5, int(np.bincount(y_).min()))
-        oof = np.empty(n)
-        for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), y_):
-            rate = {lv: y_[train][levels.iloc[train].to_numpy() == lv].mean() for lv in set(levels.iloc[train])}
-            oof[test] = [rate.get(lv, y_[train].mean()) for lv in levels.iloc[test]]
-        assert _level_auc_alone(y_, levels, seed) == pytest.approx(_auc_either_way(y_, oof), abs=1e-12)
+        assert _level_auc_alone(y_, levels, seed) == pytest.approx(_out_of_fold_level_auc(y_, levels, seed), abs=1e-12)
     assert np.isnan(_level_auc_alone(np.r_[1, np.zeros(n - 1, dtype=int)], levels, 0))  # one win: no two folds
 
 
@@ -956,8 +961,6 @@ def test_pure_levels_by_the_wilson_interval_of_levels_big_enough():
 
 
 def test_the_leakage_scan_reads_flags_as_numbers_and_a_gap_as_a_level():
-    from funnel_lab.analysis.targeting import _level_auc_alone
-
     rng = np.random.default_rng(12)
     n = 400
     y = (rng.random(n) < 0.4).astype(int)
@@ -970,9 +973,10 @@ def test_the_leakage_scan_reads_flags_as_numbers_and_a_gap_as_a_level():
     assert scan.loc["flag", "kind"] == "flag"
     assert scan.loc["flag", "auc_alone"] == pytest.approx(_auc_either_way(y, flag.astype(float)), abs=1e-12)
     levels = pd.Series(text).fillna("(missing)")
-    assert scan.loc["text", "auc_alone"] == pytest.approx(_level_auc_alone(y, levels, 3), abs=1e-12)
-    assert scan.loc["text", "auc_alone"] != pytest.approx(_level_auc_alone(y, levels, 0), abs=1e-9)
-    assert leakage_scan(frame, y, ["text"])["auc_alone"].iloc[0] == pytest.approx(_level_auc_alone(y, levels, 0))
+    assert scan.loc["text", "auc_alone"] == pytest.approx(_out_of_fold_level_auc(y, levels, 3), abs=1e-12)
+    assert scan.loc["text", "auc_alone"] != pytest.approx(_out_of_fold_level_auc(y, levels, 0), abs=1e-9)
+    assert leakage_scan(frame, y, ["text"])["auc_alone"].iloc[0] == pytest.approx(
+        _out_of_fold_level_auc(y, levels, 0), abs=1e-12)
     missing = levels == "(missing)"
     assert y[missing.to_numpy()].mean() == 1.0
     assert scan.loc["text", "won_levels"] == 1 and scan.loc["text", "example_level"] == "(missing)"
@@ -1054,7 +1058,10 @@ def test_the_runs_defaults_and_refusals(monkeypatch):
     calls: dict = {}
     for name in ("fit_boosted", "fit_tree", "fit_baseline"):
         _spy(monkeypatch, tg, name, calls, then=lambda *a, **k: None)
-    _spy(monkeypatch, tg, "evaluate_lists", calls, then=lambda *a, **k: (_ for _ in ()).throw(_Stop()))
+    def stop(*args, **kwargs):
+        raise _Stop
+
+    _spy(monkeypatch, tg, "evaluate_lists", calls, then=stop)
     with pytest.raises(_Stop):
         run_targeting(df, features=["x1", "cat"])
     assert calls["fit_tree"][0][1] == {"max_depth": 4, "seed": 0} and calls["fit_boosted"][0][1] == {"seed": 0}
